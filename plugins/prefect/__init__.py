@@ -1,0 +1,1 @@
+"""Prefect 3 integration (``mirrorscale.plugins.prefect``)."""

@@ -1,0 +1,1 @@
+"""Predictors (``mirrorscale.predictors``): volatility, path and resource models."""
