@@ -64,6 +64,7 @@ class NextflowTask:
     hash: str
     native_id: str
     status: str
+    exit_code: int | None
     attempt: int
     submit_ms: int | None
     start_ms: int | None
@@ -163,6 +164,7 @@ def _parse_int(value: str) -> int | None:
 
 
 _PARSERS = {
+    "exit_code": _parse_int,
     "attempt": _parse_int,
     "submit_ms": parse_timestamp_ms,
     "start_ms": parse_timestamp_ms,
@@ -180,7 +182,7 @@ _PARSERS = {
 }
 _COLUMN_OF = {
     "submit_ms": "submit", "start_ms": "start", "complete_ms": "complete",
-    "realtime_ms": "realtime", "pct_cpu": "%cpu",
+    "realtime_ms": "realtime", "pct_cpu": "%cpu", "exit_code": "exit",
 }
 
 

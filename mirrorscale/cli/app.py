@@ -17,7 +17,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# Piped output gets a wide fixed width instead of rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True)
 
 
@@ -42,3 +43,18 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``message`` as an error and return the Exit to raise."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code)
+
+
+@app.callback()
+def _global_options(
+    database_url: str = typer.Option(
+        None, "--database-url", help="History store URL (default: $MIRRORSCALE_DATABASE_URL, else SQLite)."
+    ),
+) -> None:
+    """Predictive resource sizing for Airflow and Prefect tasks."""
+    if database_url:
+        import os
+
+        from mirrorscale.config import DATABASE_URL_ENV
+
+        os.environ[DATABASE_URL_ENV] = database_url

@@ -1,0 +1,1 @@
+"""Revision files of the history store, oldest first by date."""

@@ -1,0 +1,1 @@
+"""The history store: SQLAlchemy models, schema management and queries."""

@@ -1,0 +1,309 @@
+"""The query layer of the history store: record and read traces and decisions.
+
+:class:`HistoryStore` is the one object the rest of mirrorscale talks to::
+
+    store = HistoryStore.open()                  # MIRRORSCALE_DATABASE_URL or SQLite
+    store.record_trace(engine="airflow", pipeline_id="etl", task_id="load",
+                       run_id="manual__1", started_at=..., peak_rss_bytes=...)
+    runs = store.latest_traces("airflow", "etl", "load", limit=50)
+
+Writes are single transactions: an import either lands whole or not at all.
+Inserting a trace that already exists (same task, run id and try) is a no-op,
+which makes imports idempotent.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Iterator, Sequence
+
+from sqlalchemy import Engine, case, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mirrorscale import config
+from mirrorscale.store.engine import make_engine
+from mirrorscale.store.models import (
+    Allocation,
+    ExecutionTrace,
+    Prediction,
+    ResourceShadow,
+    Task,
+    TraceSamples,
+    utcnow,
+)
+from mirrorscale.store.schema import ensure_schema
+
+TaskKey = tuple[str, str, str]
+"""``(engine, pipeline_id, task_id)``."""
+
+_TRACE_COLUMNS = frozenset(c.key for c in ExecutionTrace.__table__.columns) - {"id", "task_pk"}
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    """Aggregates over the stored runs of one task."""
+
+    engine: str
+    pipeline_id: str
+    task_id: str
+    runs: int
+    failures: int
+    last_started_at: datetime | None
+    mean_peak_rss_bytes: float | None
+    max_peak_rss_bytes: int | None
+    mean_wall_seconds: float | None
+    mean_cpu_seconds: float | None
+
+
+class HistoryStore:
+    """Records and reads execution traces, shadows, predictions and allocations."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
+        self._readonly = sessionmaker(
+            bind=engine.execution_options(mirrorscale_readonly=True), expire_on_commit=False
+        )
+        self._task_pks: dict[TaskKey, int] = {}
+
+    @classmethod
+    def open(cls, url: str | None = None, *, migrate: bool = True) -> HistoryStore:
+        """Open the store at ``url`` (default: :func:`mirrorscale.config.database_url`).
+
+        With ``migrate`` (the default) the schema is created or upgraded first.
+        """
+        engine = make_engine(url or config.database_url())
+        if migrate:
+            ensure_schema(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        """Release the store's connections."""
+        self.engine.dispose()
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A session in one write transaction, committed on success, rolled back on error."""
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except BaseException:
+            self._task_pks.clear()  # task rows created in the failed transaction are gone
+            raise
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads only (never takes SQLite's write lock)."""
+        with self._readonly() as session:
+            yield session
+
+    # -- tasks -------------------------------------------------------------
+
+    def task_pk(self, session: Session, key: TaskKey) -> int:
+        """The primary key of task ``key``, creating the task row if it is new."""
+        cached = self._task_pks.get(key)
+        if cached is not None:
+            return cached
+        engine, pipeline_id, task_id = key
+        where = (Task.engine == engine, Task.pipeline_id == pipeline_id, Task.task_id == task_id)
+        pk = session.scalar(select(Task.id).where(*where))
+        if pk is None:
+            session.execute(
+                _insert_ignore(session, Task, ["engine", "pipeline_id", "task_id"]).values(
+                    engine=engine, pipeline_id=pipeline_id, task_id=task_id, created_at=utcnow()
+                )
+            )
+            pk = session.scalar(select(Task.id).where(*where))
+        assert pk is not None
+        self._task_pks[key] = pk
+        return pk
+
+    def tasks(self) -> list[Task]:
+        """Every task the store knows, ordered by engine, pipeline and task id."""
+        with self.reading() as session:
+            return list(session.scalars(select(Task).order_by(Task.engine, Task.pipeline_id, Task.task_id)))
+
+    def find_tasks(self, name: str) -> list[Task]:
+        """Tasks named ``name``: a task id, ``pipeline_id.task_id``, or a glob on either."""
+        found = []
+        for task in self.tasks():
+            candidates = (task.task_id, task.key)
+            if name in candidates or any(fnmatch.fnmatchcase(c, name) for c in candidates):
+                found.append(task)
+        return found
+
+    # -- traces ------------------------------------------------------------
+
+    def record_trace(
+        self,
+        *,
+        engine: str,
+        pipeline_id: str,
+        task_id: str,
+        run_id: str,
+        started_at: datetime,
+        samples: TraceSamples | None = None,
+        **columns: Any,
+    ) -> int | None:
+        """Store one :class:`ExecutionTrace`; return its id, or None if it was already stored.
+
+        ``columns`` are :class:`ExecutionTrace` column values (``peak_rss_bytes``,
+        ``outcome``, ``features``, ...); unknown names raise ``TypeError``.
+        """
+        row = {"run_id": run_id, "started_at": started_at, **columns}
+        _check_columns(row)
+        with self.writing() as session:
+            pk = self.task_pk(session, (engine, pipeline_id, task_id))
+            trace_id = _insert_trace(session, pk, row)
+            if trace_id is not None and samples is not None:
+                samples.trace_id = trace_id
+                session.add(samples)
+            return trace_id
+
+    def add_traces(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Insert many traces in one transaction; return how many were new.
+
+        Each row holds ``engine``, ``pipeline_id``, ``task_id`` and
+        :class:`ExecutionTrace` columns. Rows already stored are skipped; if
+        any row is invalid nothing is written.
+        """
+        inserted = 0
+        with self.writing() as session:
+            for row in rows:
+                row = dict(row)
+                key = (row.pop("engine"), row.pop("pipeline_id"), row.pop("task_id"))
+                _check_columns(row)
+                pk = self.task_pk(session, key)
+                inserted += _insert_trace(session, pk, row) is not None
+        return inserted
+
+    def latest_traces(self, engine: str, pipeline_id: str, task_id: str, *, limit: int = 100) -> list[ExecutionTrace]:
+        """The ``limit`` most recent runs of one task, newest first (the hot query)."""
+        with self.reading() as session:
+            query = (
+                select(ExecutionTrace)
+                .join(Task)
+                .where(Task.engine == engine, Task.pipeline_id == pipeline_id, Task.task_id == task_id)
+                .order_by(ExecutionTrace.started_at.desc(), ExecutionTrace.id.desc())
+                .limit(limit)
+            )
+            return list(session.scalars(query))
+
+    def recent_traces(self, *, limit: int = 50, task_pks: Sequence[int] | None = None) -> list[ExecutionTrace]:
+        """The ``limit`` most recent runs over all tasks (or over ``task_pks``), newest first."""
+        with self.reading() as session:
+            query = select(ExecutionTrace).order_by(ExecutionTrace.started_at.desc(), ExecutionTrace.id.desc())
+            if task_pks is not None:
+                query = query.where(ExecutionTrace.task_pk.in_(list(task_pks)))
+            return list(session.scalars(query.limit(limit)))
+
+    def count_traces(self) -> int:
+        """How many traces the store holds."""
+        with self.reading() as session:
+            return session.scalar(select(func.count(ExecutionTrace.id))) or 0
+
+    def trace_samples(self, trace_id: int) -> TraceSamples | None:
+        """The stored resource time series of one trace, if any."""
+        with self.reading() as session:
+            return session.get(TraceSamples, trace_id)
+
+    def task_summaries(self) -> list[TaskSummary]:
+        """One :class:`TaskSummary` per task that has runs, ordered by pipeline and task."""
+        t = ExecutionTrace
+        query = (
+            select(
+                Task.engine, Task.pipeline_id, Task.task_id,
+                func.count(t.id),
+                func.sum(case((t.outcome != "success", 1), else_=0)),
+                func.max(t.started_at),
+                func.avg(t.peak_rss_bytes), func.max(t.peak_rss_bytes),
+                func.avg(t.wall_seconds), func.avg(t.cpu_seconds),
+            )
+            .join(t, t.task_pk == Task.id)
+            .group_by(Task.id, Task.engine, Task.pipeline_id, Task.task_id)
+            .order_by(Task.engine, Task.pipeline_id, Task.task_id)
+        )
+        with self.reading() as session:
+            return [_summary(row) for row in session.execute(query)]
+
+    # -- decisions ---------------------------------------------------------
+
+    def record_allocation(self, key: TaskKey, **columns: Any) -> int:
+        """Store one :class:`Allocation` for task ``key``; return its id."""
+        return self._add(key, Allocation, columns)
+
+    def record_shadow(self, key: TaskKey, **columns: Any) -> int:
+        """Store one :class:`ResourceShadow` for task ``key``; return its id."""
+        return self._add(key, ResourceShadow, columns)
+
+    def record_prediction(self, key: TaskKey, **columns: Any) -> int:
+        """Store one :class:`Prediction` for task ``key``; return its id."""
+        return self._add(key, Prediction, columns)
+
+    def latest_allocation(self, key: TaskKey) -> Allocation | None:
+        """The newest :class:`Allocation` made for task ``key``."""
+        engine, pipeline_id, task_id = key
+        with self.reading() as session:
+            query = (
+                select(Allocation)
+                .join(Task)
+                .where(Task.engine == engine, Task.pipeline_id == pipeline_id, Task.task_id == task_id)
+                .order_by(Allocation.created_at.desc(), Allocation.id.desc())
+                .limit(1)
+            )
+            return session.scalar(query)
+
+    def _add(self, key: TaskKey, model: type, columns: dict[str, Any]) -> int:
+        with self.writing() as session:
+            obj = model(task_pk=self.task_pk(session, key), **columns)
+            session.add(obj)
+            session.flush()
+            return obj.id
+
+
+def _check_columns(row: dict[str, Any]) -> None:
+    unknown = sorted(set(row) - _TRACE_COLUMNS)
+    if unknown:
+        raise TypeError(
+            f"unknown ExecutionTrace field(s) {', '.join(unknown)}; known: {', '.join(sorted(_TRACE_COLUMNS))}"
+        )
+
+
+def _insert_ignore(session: Session, model: type, conflict_columns: list[str]):  # type: ignore[no-untyped-def]
+    """``INSERT ... ON CONFLICT (conflict_columns) DO NOTHING`` for SQLite and PostgreSQL."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        raise NotImplementedError(f"mirrorscale's store supports SQLite and PostgreSQL, not {dialect}")
+    return insert(model).on_conflict_do_nothing(index_elements=conflict_columns)
+
+
+def _insert_trace(session: Session, task_pk: int, row: dict[str, Any]) -> int | None:
+    values = {"try_number": 1, "source": "unknown", "features": {}, "outcome": "success",
+              "recorded_at": utcnow(), **row, "task_pk": task_pk}
+    statement = _insert_ignore(session, ExecutionTrace, ["task_pk", "run_id", "try_number"])
+    result = session.execute(statement.values(**values).returning(ExecutionTrace.id))
+    return result.scalar()
+
+
+def _summary(row: Any) -> TaskSummary:
+    engine, pipeline_id, task_id, runs, failures, last, mean_peak, max_peak, mean_wall, mean_cpu = row
+    if isinstance(last, str):  # SQLite returns max() of a timestamp column as text
+        from datetime import timezone
+
+        last = datetime.fromisoformat(last)
+        last = last.replace(tzinfo=timezone.utc) if last.tzinfo is None else last
+    return TaskSummary(
+        engine=engine, pipeline_id=pipeline_id, task_id=task_id, runs=int(runs),
+        failures=int(failures or 0), last_started_at=last,
+        mean_peak_rss_bytes=float(mean_peak) if mean_peak is not None else None,
+        max_peak_rss_bytes=int(max_peak) if max_peak is not None else None,
+        mean_wall_seconds=float(mean_wall) if mean_wall is not None else None,
+        mean_cpu_seconds=float(mean_cpu) if mean_cpu is not None else None,
+    )
