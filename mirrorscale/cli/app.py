@@ -8,6 +8,7 @@ from typing import Any, Iterable
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -41,7 +42,7 @@ def print_table(title: str, rows: Iterable[dict[str, Any]], columns: list[str] |
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``message`` as an error and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mirrorscale.cli.app import app, console, err_console, fail, print_json
@@ -39,6 +40,6 @@ def import_command(
                     "errors": [str(e) for e in report.errors]})
         return
     for error in report.errors:
-        err_console.print(f"[yellow]skipped[/] {error}", highlight=False)
+        err_console.print(f"[yellow]skipped[/] {escape(str(error))}", highlight=False, soft_wrap=True)
     console.print(f"{report.files} file(s), {report.rows} rows: {report.inserted} imported, "
                   f"{report.already_present} already present, {report.skipped} skipped")
