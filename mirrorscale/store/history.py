@@ -163,7 +163,7 @@ class HistoryStore:
                 session.add(samples)
             return trace_id
 
-    def add_traces(self, rows: Iterable[dict[str, Any]]) -> int:
+    def add_traces(self, rows: Iterable[dict[str, Any]], *, batch_size: int = 500) -> int:
         """Insert many traces in one transaction; return how many were new.
 
         Each row holds ``engine``, ``pipeline_id``, ``task_id`` and
@@ -172,12 +172,20 @@ class HistoryStore:
         """
         inserted = 0
         with self.writing() as session:
+            statement = _insert_ignore(session, ExecutionTrace, ["task_pk", "run_id", "try_number"]).returning(
+                ExecutionTrace.id
+            )
+            batch: list[dict[str, Any]] = []
             for row in rows:
                 row = dict(row)
                 key = (row.pop("engine"), row.pop("pipeline_id"), row.pop("task_id"))
                 _check_columns(row)
-                pk = self.task_pk(session, key)
-                inserted += _insert_trace(session, pk, row) is not None
+                batch.append(_trace_values(self.task_pk(session, key), row))
+                if len(batch) >= batch_size:
+                    inserted += len(session.connection().execute(statement, batch).all())
+                    batch = []
+            if batch:
+                inserted += len(session.connection().execute(statement, batch).all())
         return inserted
 
     def latest_traces(self, engine: str, pipeline_id: str, task_id: str, *, limit: int = 100) -> list[ExecutionTrace]:
@@ -284,11 +292,18 @@ def _insert_ignore(session: Session, model: type, conflict_columns: list[str]): 
     return insert(model).on_conflict_do_nothing(index_elements=conflict_columns)
 
 
+_TRACE_DEFAULTS: dict[str, Any] = {column: None for column in _TRACE_COLUMNS} | {
+    "try_number": 1, "source": "unknown", "outcome": "success"}
+
+
+def _trace_values(task_pk: int, row: dict[str, Any]) -> dict[str, Any]:
+    """Every column of one trace row (batched inserts need the same keys in each row)."""
+    return {**_TRACE_DEFAULTS, "features": {}, "recorded_at": utcnow(), **row, "task_pk": task_pk}
+
+
 def _insert_trace(session: Session, task_pk: int, row: dict[str, Any]) -> int | None:
-    values = {"try_number": 1, "source": "unknown", "features": {}, "outcome": "success",
-              "recorded_at": utcnow(), **row, "task_pk": task_pk}
     statement = _insert_ignore(session, ExecutionTrace, ["task_pk", "run_id", "try_number"])
-    result = session.execute(statement.values(**values).returning(ExecutionTrace.id))
+    result = session.execute(statement.values(**_trace_values(task_pk, row)).returning(ExecutionTrace.id))
     return result.scalar()
 
 

@@ -118,3 +118,18 @@ def test_cli_db_commands(cli) -> None:  # type: ignore[no-untyped-def]
     assert json.loads(cli("db", "current", "--json").stdout)["up_to_date"] is True
     assert "base (empty)" in cli("db", "downgrade", "base").stdout
     assert json.loads(cli("db", "current", "--json").stdout)["revision"] is None
+
+
+def test_cli_policy_check(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    good = tmp_path / "mirrorscale.toml"
+    good.write_text('mode = "recommend"\n[tasks."etl.transform_*"]\nmode = "enforce"\nmemory = { max_allowed = "2GiB" }\n')
+    result = cli("policy", "check", str(good), "--task", "etl.transform_users", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert [r["pattern"] for r in payload["rules"]] == ["(defaults)", "etl.transform_*"]
+    assert payload["task"]["mode"] == "enforce" and payload["task"]["memory"]["max_allowed"] == 2 * 2**30
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[tasks."etl.*"]\nmemory = { max_allowed = "lots" }\n')
+    result = cli("policy", "check", str(bad))
+    assert result.exit_code == 1
+    assert "bad.toml" in result.stderr and "memory.max_allowed" in result.stderr and "512MiB" in result.stderr

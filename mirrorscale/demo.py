@@ -1,0 +1,63 @@
+"""The main job (``python -m mirrorscale.demo``): what mirrorscale does, on the embedded store.
+
+Today it imports the sample Nextflow traces into the store (SQLite by
+default), prints the most recent runs and a per-task summary. Later stages
+add replay, mirrors and the engines' example pipelines.
+
+Trace files: the arguments, else ``$MIRRORSCALE_DEMO_TRACES`` (a folder),
+else ``../shared/traces/nfcore`` beside the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from mirrorscale import config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def trace_files(args: list[str]) -> list[Path]:
+    """The trace files the demo imports."""
+    if args:
+        return [Path(a) for a in args]
+    folder = Path(os.environ.get("MIRRORSCALE_DEMO_TRACES", REPO.parent / "shared" / "traces" / "nfcore"))
+    return sorted(folder.glob("*.csv"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo; returns the process exit code."""
+    from mirrorscale.cli import _load_commands, app
+    from mirrorscale.cli.app import console
+
+    files = trace_files(sys.argv[1:] if argv is None else argv)
+    if not files:
+        console.print("no trace files found: pass Nextflow trace CSVs, or set MIRRORSCALE_DEMO_TRACES")
+        return 2
+    _load_commands()
+    console.rule("mirrorscale demo")
+    console.print(f"store: {config.database_url()}")
+    started = time.perf_counter()
+    steps = [
+        ("1. import the traces (twice: the second import adds nothing)", ["traces", "import", *map(str, files)]),
+        ("", ["traces", "import", *map(str, files)]),
+        ("2. the latest runs in the store", ["history", "--limit", "10"]),
+        ("3. one line per task", ["history", "--summary"]),
+    ]
+    for title, args in steps:
+        if title:
+            console.rule(title)
+        try:
+            app(args, standalone_mode=False)
+        except SystemExit as exc:
+            if exc.code:
+                return int(exc.code)
+    console.rule(f"done in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
