@@ -239,17 +239,28 @@ class HistoryStore:
 
     # -- decisions ---------------------------------------------------------
 
+    def save(self, key: TaskKey, record: Allocation | ResourceShadow | Prediction) -> int:
+        """Store a transient decision record (made by the allocator or a mirror) for task ``key``.
+
+        Returns its id; ``record`` is detached afterwards and keeps its values.
+        """
+        with self.writing() as session:
+            record.task_pk = self.task_pk(session, key)
+            session.add(record)
+            session.flush()
+            return record.id
+
     def record_allocation(self, key: TaskKey, **columns: Any) -> int:
         """Store one :class:`Allocation` for task ``key``; return its id."""
-        return self._add(key, Allocation, columns)
+        return self.save(key, Allocation(**columns))
 
     def record_shadow(self, key: TaskKey, **columns: Any) -> int:
         """Store one :class:`ResourceShadow` for task ``key``; return its id."""
-        return self._add(key, ResourceShadow, columns)
+        return self.save(key, ResourceShadow(**columns))
 
     def record_prediction(self, key: TaskKey, **columns: Any) -> int:
         """Store one :class:`Prediction` for task ``key``; return its id."""
-        return self._add(key, Prediction, columns)
+        return self.save(key, Prediction(**columns))
 
     def latest_allocation(self, key: TaskKey) -> Allocation | None:
         """The newest :class:`Allocation` made for task ``key``."""
@@ -263,13 +274,6 @@ class HistoryStore:
                 .limit(1)
             )
             return session.scalar(query)
-
-    def _add(self, key: TaskKey, model: type, columns: dict[str, Any]) -> int:
-        with self.writing() as session:
-            obj = model(task_pk=self.task_pk(session, key), **columns)
-            session.add(obj)
-            session.flush()
-            return obj.id
 
 
 def _check_columns(row: dict[str, Any]) -> None:
