@@ -1,0 +1,227 @@
+"""Input features of one Airflow task run, read in the task's own process.
+
+:func:`task_features` turns a running task instance into the ``features`` dict
+of its :class:`~mirrorscale.store.models.ExecutionTrace`:
+
+=========================  ==================================================
+key                        value
+=========================  ==================================================
+``args_bytes``             estimated size of the callable's ``op_args`` + ``op_kwargs``
+                           (after rendering, so resolved XComs are included)
+``xcom_bytes``             the part of it that came from upstream XComs (``XComArg``)
+``params_bytes``           estimated size of the DAG/task params
+``hour``, ``weekday``      local hour (0-23) and weekday (0 = Monday) of the run's start
+``map_index``              the mapped index (only for mapped tasks)
+``operator``               the operator's class name
+``param.<name>``           a param named by the policy's ``features`` (scalar value,
+                           or length of a list/dict/string)
+=========================  ==================================================
+
+Sizes are estimates (:func:`estimate_size`): exact for bytes and strings, the
+``nbytes`` of arrays and data frames, and a bounded walk over containers.
+Nothing here may raise: a feature that cannot be read is left out.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+__all__ = ["estimate_size", "task_features", "input_size", "policy_features"]
+
+_MAX_ITEMS = 256
+"""Container elements walked per container; the rest is extrapolated from them."""
+_MAX_DEPTH = 6
+
+
+def estimate_size(value: Any, *, _depth: int = 0) -> int:
+    """Approximate payload size of ``value`` in bytes (never raises, never walks forever).
+
+    Strings count their UTF-8 length, bytes their length, numbers 8, arrays and
+    frames their ``nbytes`` / ``memory_usage``; lists, tuples, sets and dicts the
+    sum of their items (keys too), extrapolated from the first :data:`_MAX_ITEMS`.
+    """
+    try:
+        return _estimate(value, _depth)
+    except Exception:  # noqa: BLE001 - a size is a hint, never a failure
+        return 0
+
+
+def _estimate(value: Any, depth: int) -> int:
+    if value is None or isinstance(value, bool):
+        return 1
+    if isinstance(value, (int, float)):
+        return 8
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "replace")) if len(value) < 1 << 20 else len(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return len(value) if not isinstance(value, memoryview) else value.nbytes
+    nbytes = getattr(value, "nbytes", None)  # numpy arrays, pyarrow tables
+    if isinstance(nbytes, int):
+        return nbytes
+    memory_usage = getattr(value, "memory_usage", None)  # pandas
+    if callable(memory_usage) and hasattr(value, "columns"):
+        return int(memory_usage(deep=True).sum())
+    if depth >= _MAX_DEPTH:
+        return sys.getsizeof(value)
+    if isinstance(value, Mapping):
+        items = list(_head(value.items()))
+        walked = sum(_estimate(k, depth + 1) + _estimate(v, depth + 1) for k, v in items)
+        return _extrapolate(walked, len(items), len(value))
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = list(_head(value))
+        walked = sum(_estimate(v, depth + 1) for v in items)
+        return _extrapolate(walked, len(items), len(value))
+    return sys.getsizeof(value)
+
+
+def _head(iterable: Any) -> Any:
+    for i, item in enumerate(iterable):
+        if i >= _MAX_ITEMS:
+            return
+        yield item
+
+
+def _extrapolate(walked: int, seen: int, total: int) -> int:
+    return walked if seen >= total or seen == 0 else int(walked * total / seen)
+
+
+def _is_xcom_ref(value: Any) -> bool:
+    """True for an unresolved ``XComArg`` (or anything that resolves from XCom)."""
+    return type(value).__name__.endswith("XComArg") or hasattr(value, "resolve") and hasattr(value, "operator")
+
+
+def _xcom_positions(original: Any) -> tuple[set[int] | None, set[str]]:
+    """Which ``op_args`` indexes and ``op_kwargs`` keys were XCom references before rendering.
+
+    ``None`` for the indexes means "all of ``op_args``" (``op_args`` itself was an
+    XCom). For a mapped task the expanded arguments that come from an XCom count.
+    """
+    if original is None:
+        return set(), set()
+    keys: set[str] = set()
+    expand_input = getattr(original, "expand_input", None)
+    mapped = getattr(expand_input, "value", None)
+    if isinstance(mapped, Mapping):  # mapped task: expand(x=upstream()) / expand_kwargs(...)
+        keys |= {str(k) for k, v in mapped.items() if _is_xcom_ref(v)}
+    elif mapped is not None and _is_xcom_ref(mapped):
+        return None, {"*"}
+    partial = getattr(original, "partial_kwargs", None) or {}
+    args = getattr(original, "op_args", None) or partial.get("op_args") or ()
+    kwargs = getattr(original, "op_kwargs", None) or partial.get("op_kwargs") or {}
+    if _is_xcom_ref(args) or "op_args" in keys:
+        positions: set[int] | None = None
+    else:
+        positions = {i for i, v in enumerate(args) if _is_xcom_ref(v)} if isinstance(args, (list, tuple)) else set()
+    if _is_xcom_ref(kwargs) or "op_kwargs" in keys:
+        keys.add("*")
+    elif isinstance(kwargs, Mapping):
+        keys |= {k for k, v in kwargs.items() if _is_xcom_ref(v)}
+    return positions, keys
+
+
+def _original_task(ti: Any) -> Any:
+    """The DAG's own (unrendered) operator of ``ti``, or None."""
+    try:
+        return ti.task.dag.get_task(ti.task_id)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _arg_sizes(ti: Any) -> dict[str, int]:
+    task = ti.task
+    args = getattr(task, "op_args", None)
+    kwargs = getattr(task, "op_kwargs", None)
+    if args is None and kwargs is None:
+        return {}
+    args = list(args) if isinstance(args, (list, tuple)) else ([] if args is None else [args])
+    kwargs = dict(kwargs) if isinstance(kwargs, Mapping) else {}
+    kwargs = {k: v for k, v in kwargs.items() if not _is_context_value(k)}
+    positions, keys = _xcom_positions(_original_task(ti))
+    arg_sizes = [estimate_size(v) for v in args]
+    kwarg_sizes = {k: estimate_size(v) for k, v in kwargs.items()}
+    total = sum(arg_sizes) + sum(kwarg_sizes.values())
+    xcom = sum(s for i, s in enumerate(arg_sizes) if positions is None or i in positions)
+    xcom += sum(s for k, s in kwarg_sizes.items() if "*" in keys or k in keys)
+    return {"args_bytes": total, "xcom_bytes": xcom}
+
+
+_CONTEXT_KEYS = frozenset({"ti", "task_instance", "dag_run", "params", "task", "dag", "conf", "var", "macros"})
+
+
+def _is_context_value(key: str) -> bool:
+    return key in _CONTEXT_KEYS
+
+
+def _params(ti: Any) -> dict[str, Any]:
+    params = getattr(ti.task, "params", None)
+    if params is None:
+        return {}
+    try:
+        dump = getattr(params, "dump", None)
+        return dict(dump()) if callable(dump) else dict(params)
+    except Exception:  # noqa: BLE001
+        return {}
+
+
+def _dag_run_conf(ti: Any) -> dict[str, Any]:
+    try:
+        context = ti.get_template_context()
+        conf = context["dag_run"].conf
+        return dict(conf) if isinstance(conf, Mapping) else {}
+    except Exception:  # noqa: BLE001
+        return {}
+
+
+def policy_features(names: tuple[str, ...] | list[str], sources: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """``param.<name>`` for each name the policy lists, from the first source that has it.
+
+    Scalars are kept as they are; strings, lists and dicts become their length
+    (``param.<name>`` is meant for models, not for display).
+    """
+    found: dict[str, Any] = {}
+    for name in names:
+        for source in sources:
+            if name in source:
+                value = source[name]
+                if isinstance(value, bool) or isinstance(value, (int, float)) or value is None:
+                    found[f"param.{name}"] = value
+                elif isinstance(value, (str, bytes, list, tuple, dict, set)):
+                    found[f"param.{name}"] = len(value)
+                else:
+                    found[f"param.{name}"] = estimate_size(value)
+                break
+    return found
+
+
+def task_features(ti: Any, started_at: datetime, policy_names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The ``features`` of one running task instance (see the module docstring)."""
+    features: dict[str, Any] = {}
+    local = started_at.astimezone()
+    features["hour"] = local.hour
+    features["weekday"] = local.weekday()
+    features["operator"] = type(ti.task).__name__
+    map_index = getattr(ti, "map_index", -1)
+    if map_index is not None and map_index >= 0:
+        features["map_index"] = map_index
+    try:
+        features.update(_arg_sizes(ti))
+    except Exception:  # noqa: BLE001
+        pass
+    params = _params(ti)
+    features["params_bytes"] = estimate_size(params)
+    if policy_names:
+        kwargs = getattr(ti.task, "op_kwargs", None)
+        sources = [params, kwargs if isinstance(kwargs, Mapping) else {}, _dag_run_conf(ti)]
+        features.update(policy_features(tuple(policy_names), sources))
+    return features
+
+
+def input_size(features: Mapping[str, Any]) -> int | None:
+    """The trace's ``input_size_bytes``: the callable's arguments, else the params."""
+    if "args_bytes" in features:
+        return int(features["args_bytes"])
+    value = features.get("params_bytes")
+    return int(value) if value is not None else None

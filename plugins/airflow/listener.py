@@ -1,0 +1,291 @@
+"""Task-instance listener: measure every Airflow task in its own process and store its trace.
+
+Registered by :class:`mirrorscale.plugins.airflow.plugin.MirrorscalePlugin`.
+Airflow 3 calls task-instance listeners inside the task's own process (the
+task SDK's runner), so :class:`~mirrorscale.monitor.ProcessMonitor` watches
+the process and its children from ``on_task_instance_running`` until the task
+succeeds, fails or skips itself. The trace is then written with
+:meth:`~mirrorscale.store.history.HistoryStore.record_trace` (``source =
+"airflow-listener"``).
+
+Outcomes: success (skipped tasks too, with ``features["skipped"] = True``);
+``oom_killed`` when the task raised ``MemoryError``; ``timed_out`` for
+Airflow's task timeout; ``failed`` otherwise. A task SIGKILLed for memory gets
+no listener call at all (see DESIGN.md) and is not recorded here.
+
+Mapped task instances share one task in the store: each map index is one run,
+stored as ``run_id = "<dag run id>#<map index>"`` (``features["map_index"]``).
+
+Never in the way: every call is guarded. When anything in mirrorscale fails
+(store unreachable, bad policy file, an unexpected attribute), the task runs
+on untouched and **one** warning per task run is logged on the
+``mirrorscale.airflow`` logger. Writing the trace is bounded by
+``MIRRORSCALE_AIRFLOW_STORE_TIMEOUT`` seconds (default 20).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow.listeners import hookimpl
+
+__all__ = ["TaskRecorder", "recorder", "on_task_instance_running", "on_task_instance_success",
+           "on_task_instance_failed", "on_task_instance_skipped"]
+
+log = logging.getLogger("mirrorscale.airflow")
+
+SOURCE = "airflow-listener"
+STORE_TIMEOUT_ENV = "MIRRORSCALE_AIRFLOW_STORE_TIMEOUT"
+DISABLE_ENV = "MIRRORSCALE_AIRFLOW_RECORD"
+"""Set to ``0``/``false`` to switch recording off without uninstalling the plugin."""
+
+RunKey = tuple[str, str, str, int, int]
+"""``(dag_id, task_id, run_id, map_index, try_number)``."""
+
+
+@dataclass
+class _Run:
+    """One task run being measured."""
+
+    key: RunKey
+    started_at: datetime
+    monitor: Any = None
+    features: dict[str, Any] = field(default_factory=dict)
+    allocated: dict[str, Any] = field(default_factory=dict)
+    warned: bool = False
+
+
+def _key(ti: Any) -> RunKey:
+    map_index = getattr(ti, "map_index", -1)
+    return (str(ti.dag_id), str(ti.task_id), str(ti.run_id),
+            -1 if map_index is None else int(map_index), int(getattr(ti, "try_number", 1) or 1))
+
+
+def store_run_id(key: RunKey) -> str:
+    """The ``run_id`` stored for a run: the DAG run id, plus ``#<map index>`` for mapped instances."""
+    _, _, run_id, map_index, _ = key
+    return run_id if map_index < 0 else f"{run_id}#{map_index}"
+
+
+def _enabled() -> bool:
+    return os.environ.get(DISABLE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+class TaskRecorder:
+    """Measures task runs between the running and the terminal listener calls."""
+
+    def __init__(self) -> None:
+        self._runs: dict[RunKey, _Run] = {}
+        self._lock = threading.Lock()
+
+    # -- listener entry points -------------------------------------------
+
+    def running(self, ti: Any) -> None:
+        """Start measuring ``ti`` (called from ``on_task_instance_running``)."""
+        if not _enabled():
+            return
+        run = None
+        try:
+            run = _Run(key=_key(ti), started_at=datetime.now(timezone.utc))
+            with self._lock:
+                self._runs[run.key] = run
+            run.monitor = _start_monitor()
+            run.features, run.allocated = _describe(ti, run)
+        except Exception as exc:  # noqa: BLE001 - never fail the task
+            self._warn(run, "could not start measuring", exc)
+
+    def finished(self, ti: Any, outcome: str, *, skipped: bool = False) -> None:
+        """Stop measuring ``ti`` and store its trace with ``outcome``."""
+        run = None
+        try:
+            with self._lock:
+                run = self._runs.pop(_key(ti), None)
+            if run is None or run.monitor is None:
+                return  # not measured (disabled, or starting failed and already warned)
+            ended_at = datetime.now(timezone.utc)
+            usage = run.monitor.stop()
+            if skipped:
+                run.features["skipped"] = True
+            branch = _branch(ti)
+            _write_bounded(lambda: _record(run, usage, ended_at, outcome, branch))
+        except Exception as exc:  # noqa: BLE001 - never fail the task
+            self._warn(run, "could not store the trace", exc)
+
+    # -- helpers -----------------------------------------------------------
+
+    @staticmethod
+    def _warn(run: _Run | None, what: str, exc: BaseException) -> None:
+        if run is not None:
+            if run.warned:
+                return
+            run.warned = True
+        where = "" if run is None else f" of {run.key[0]}.{run.key[1]} ({store_run_id(run.key)})"
+        log.warning("mirrorscale %s%s: %s: %s; the task runs with its own settings",
+                    what, where, type(exc).__name__, exc)
+
+
+def _start_monitor() -> Any:
+    from mirrorscale.monitor import ProcessMonitor
+
+    return ProcessMonitor().start()
+
+
+def _describe(ti: Any, run: _Run) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Features (with the policy's named params) and what Airflow allocated to the task."""
+    from mirrorscale.plugins.airflow.features import task_features
+
+    names: tuple[str, ...] = ()
+    problem: Exception | None = None
+    try:
+        from mirrorscale.policy import load_policies
+
+        names = tuple(load_policies().for_task(run.key[0], run.key[1]).features)
+    except Exception as exc:  # noqa: BLE001 - bad policy: record without its features, warn once
+        problem = exc
+    features = task_features(ti, run.started_at, names)
+    allocated = _allocated(ti)
+    features.update({k: v for k, v in allocated.items() if k in ("priority_weight", "queue")})
+    if run.key[3] >= 0:
+        features["dag_run_id"] = run.key[2]
+    if problem is not None:
+        TaskRecorder._warn(run, "could not read the policy", problem)
+    return features, allocated
+
+
+def _allocated(ti: Any) -> dict[str, Any]:
+    """Pool, slots, priority, queue and any memory/CPU mirrorscale put into ``executor_config``."""
+    task = ti.task
+    found: dict[str, Any] = {}
+    for name, attr in (("pool", "pool"), ("pool_slots", "pool_slots"), ("queue", "queue"),
+                       ("priority_weight", "priority_weight")):
+        value = getattr(ti, attr, None) or getattr(task, attr, None)
+        if value is not None:
+            found[name] = value
+    config = getattr(task, "executor_config", None) or getattr(ti, "executor_config", None) or {}
+    ours = config.get("mirrorscale") if isinstance(config, dict) else None
+    if isinstance(ours, dict):
+        for name in ("memory_bytes", "cpu"):
+            if ours.get(name) is not None:
+                found[name] = ours[name]
+    return found
+
+
+def _branch(ti: Any) -> str | None:
+    """The task ids a branch operator followed, comma-separated; None for other tasks."""
+    task = ti.task
+    if not getattr(task, "inherits_from_skipmixin", False) and not hasattr(task, "do_branch"):
+        return None
+    try:
+        pushed = ti.xcom_pull(task_ids=ti.task_id, key="skipmixin_key", map_indexes=ti.map_index)
+    except Exception:  # noqa: BLE001
+        pushed = None
+    if isinstance(pushed, dict) and "followed" in pushed:
+        followed = pushed["followed"]
+        return ",".join(sorted(str(t) for t in followed)) if followed else ""
+    return None
+
+
+def _write_bounded(write: Any) -> None:
+    """Run ``write`` in a thread; raise its error, or TimeoutError after the store timeout."""
+    timeout = float(os.environ.get(STORE_TIMEOUT_ENV, "20") or 20)
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            write()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="mirrorscale-store", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"the history store did not answer within {timeout:g} s")
+    if errors:
+        raise errors[0]
+
+
+_STORE: Any = None
+_STORE_LOCK = threading.Lock()
+
+
+def _store() -> Any:
+    """One :class:`HistoryStore` per process (schema checked once)."""
+    global _STORE
+    with _STORE_LOCK:
+        if _STORE is None:
+            from mirrorscale.store.history import HistoryStore
+
+            _STORE = HistoryStore.open()
+        return _STORE
+
+
+def _record(run: _Run, usage: Any, ended_at: datetime, outcome: str, branch: str | None) -> None:
+    from mirrorscale.plugins.airflow.features import input_size
+    from mirrorscale.store.models import TraceSamples
+
+    dag_id, task_id, _, _, try_number = run.key
+    features = dict(run.features)
+    features["baseline_rss_bytes"] = usage.baseline_rss_bytes
+    features["peak_source"] = usage.peak_source
+    samples = TraceSamples(
+        t_seconds=[round(s.t_seconds, 3) for s in usage.samples],
+        rss_bytes=[int(s.rss_bytes) for s in usage.samples],
+        cpu_seconds=[round(s.cpu_seconds, 4) for s in usage.samples],
+    )
+    allocated = run.allocated
+    _store().record_trace(
+        engine="airflow", pipeline_id=dag_id, task_id=task_id, run_id=store_run_id(run.key),
+        try_number=try_number, started_at=run.started_at, ended_at=ended_at, features=features,
+        input_size_bytes=input_size(features), peak_rss_bytes=int(usage.peak_rss_bytes),
+        cpu_seconds=float(usage.cpu_seconds), wall_seconds=float(usage.wall_seconds),
+        read_bytes=int(usage.read_bytes), write_bytes=int(usage.write_bytes), outcome=outcome,
+        branch=branch, source=SOURCE, samples=samples,
+        allocated_pool=allocated.get("pool"), allocated_pool_slots=allocated.get("pool_slots"),
+        allocated_memory_bytes=allocated.get("memory_bytes"), allocated_cpu=allocated.get("cpu"),
+    )
+
+
+def failure_outcome(error: Any) -> str:
+    """``oom_killed`` for ``MemoryError``, ``timed_out`` for a task timeout, else ``failed``."""
+    if isinstance(error, MemoryError):
+        return "oom_killed"
+    name = type(error).__name__ if isinstance(error, BaseException) else str(error or "")
+    if "Timeout" in name and "Task" in name:
+        return "timed_out"
+    if isinstance(error, str) and "MemoryError" in error:
+        return "oom_killed"
+    return "failed"
+
+
+recorder = TaskRecorder()
+"""The process-wide recorder behind the hook functions below."""
+
+
+@hookimpl
+def on_task_instance_running(previous_state: Any, task_instance: Any) -> None:
+    """Start measuring the task (Airflow calls this in the task's process before ``execute``)."""
+    recorder.running(task_instance)
+
+
+@hookimpl
+def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
+    """Store the trace of a successful run."""
+    recorder.finished(task_instance, "success")
+
+
+@hookimpl
+def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any) -> None:
+    """Store the trace of a failed run (``oom_killed`` / ``timed_out`` when the error says so)."""
+    recorder.finished(task_instance, failure_outcome(error))
+
+
+@hookimpl
+def on_task_instance_skipped(previous_state: Any, task_instance: Any) -> None:
+    """Store the trace of a run that skipped itself (it ran, so it cost something)."""
+    recorder.finished(task_instance, "success", skipped=True)
