@@ -1,0 +1,71 @@
+"""The sizers replay and the allocator use: cold start, selection, retry, caps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mirrorscale.predictors.quantile import cost_optimal_margin
+from mirrorscale.predictors.selector import SelectorSizer
+from mirrorscale.predictors.sizing import MIB
+from mirrorscale.predictors.vpa import DecayingHistogram, VPASizer, oom_bump
+from mirrorscale.replay.records import ReplayTask
+
+GB = 1e9
+
+
+def _run(usage, size=None, request=8 * GB):
+    return ReplayTask("w", "t", 0, usage=usage, runtime_ms=60_000, request=request, input_size=size)
+
+
+def test_cold_start_uses_request_then_max_seen_with_confidence():
+    sizer = SelectorSizer()
+    assert sizer.allocate(_run(1 * GB)) == 8 * GB
+    sizer.observe(_run(1 * GB))
+    assert sizer.allocate(_run(1 * GB)) == pytest.approx(1 * GB * 1.5)  # 1 run: x (1 + 0.5 / 1)
+    assert sizer.allocate(_run(1 * GB, request=1.2 * GB)) == pytest.approx(1.2 * GB)  # capped by the request
+
+
+def test_size_aware_selection_beats_level_on_a_power_law():
+    rng = np.random.default_rng(0)
+    sizer = SelectorSizer()
+    for size in rng.uniform(1e8, 1e10, 200):
+        sizer.observe(_run(0.5 * size * rng.lognormal(0, 0.02), size, request=64 * GB))
+    allocation = sizer.allocate(_run(0, 2e9, request=64 * GB))
+    assert sizer.chosen.name in ("size", "nearest")
+    assert 1.0 * GB <= allocation <= 1.2 * GB
+
+
+def test_retry_is_smarter_than_doubling():
+    sizer = SelectorSizer()
+    for usage in np.linspace(0.9, 1.1, 30) * GB:
+        sizer.observe(_run(usage))
+    run = _run(1.15 * GB)
+    first = sizer.allocate(run)
+    second = sizer.retry(run, first, 1)
+    assert first < second < 2 * first
+
+
+def test_retry_uses_the_request_when_it_is_above_the_failure():
+    sizer = SelectorSizer()
+    run = _run(3 * GB, request=4 * GB)
+    assert sizer.retry(run, 3.5 * GB, 1) == pytest.approx(4 * GB)
+
+
+def test_cost_optimal_margin_prices_failures():
+    ratios = np.array([0.9, 1.0, 1.05, 1.1, 2.0])
+    ones = np.ones(5)
+    # cheap failures (no retry premium): a low margin; priced failures push it up to cover more runs
+    assert cost_optimal_margin(ratios, ones, ones, retry_ratio=0.0) == 0.9
+    assert cost_optimal_margin(ratios, ones, ones, failure_cost=10.0) == 2.0
+
+
+def test_vpa_histogram_and_oom_bump():
+    histogram = DecayingHistogram(half_life=None)
+    for value in np.linspace(0.5, 1.0, 100) * GB:
+        histogram.add(value)
+    assert 0.95 * GB <= histogram.percentile(90) <= 1.0 * GB
+    assert oom_bump(1 * GB) == pytest.approx(1.2 * GB)
+    assert oom_bump(100 * MIB) == pytest.approx(200 * MIB)
+    sizer = VPASizer()
+    assert sizer.retry(_run(2 * GB), 1 * GB, 1) == pytest.approx(1.2 * GB)
