@@ -1,0 +1,221 @@
+"""Measure one Prefect task attempt where it runs and store it as an ``ExecutionTrace``.
+
+:func:`measured` wraps a task's function; the wrapper travels with the task to the
+thread, worker process or Dask worker that runs it (it is cloudpickled like the
+task), so psutil reads the process that actually does the work:
+
+===================  ===========================================================
+runner               what ``peak_rss_bytes`` means
+===================  ===========================================================
+thread pool          the rise of the *flow process's* RSS above its level when the
+                     task started. Tasks running at the same time in other threads
+                     share that process, so their rises overlap: each one also sees
+                     what the others allocate (``features["overlapping_tasks"]``
+                     says how many ran at once).
+process pool         the rise of the worker process's RSS above its level when the
+                     task started (the worker's own ~100 MB of imports excluded); a
+                     worker runs one task at a time, so nothing overlaps.
+Dask                 like the thread pool, per Dask worker process.
+===================  ===========================================================
+
+The process's full peak and its baseline are kept in the features
+(``process_peak_rss_bytes``, ``rss_baseline_bytes``); the stored time series is
+relative to the baseline as well. A failure to measure or to store never changes
+what the task does: the task's result or exception passes through unchanged, and a
+store that cannot be written logs one warning per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from mirrorscale.monitor import ProcessMonitor, ResourceUsage
+
+__all__ = ["MEASURED_ATTRIBUTE", "MeasureSpec", "measured", "open_store", "outcome_of"]
+
+MEASURED_ATTRIBUTE = "__mirrorscale_measured__"
+SOURCE = "prefect-runner"
+logger = logging.getLogger("mirrorscale.prefect")
+
+_STORES: dict[str, Any] = {}
+_STORE_LOCK = threading.Lock()
+_WARNED: set[str] = set()
+_ACTIVE: set[_Attempt] = set()
+_ACTIVE_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """What the wrapper needs to know about its task; small and picklable."""
+
+    store_url: str
+    flow_name: str
+    task_name: str
+    features: tuple[str, ...] = ()
+    runner: str = "threadpool"
+    submit_pid: int = 0
+    interval: float = 0.1
+
+
+def warn_once(key: str, message: str, *args: Any) -> None:
+    """Log ``message`` as a warning the first time ``key`` is seen in this process."""
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    logger.warning(message, *args)
+
+
+def open_store(url: str, *, migrate: bool = False) -> Any:
+    """The :class:`~mirrorscale.store.history.HistoryStore` at ``url``, opened once per process."""
+    with _STORE_LOCK:
+        store = _STORES.get(url)
+        if store is None:
+            from mirrorscale.store.history import HistoryStore
+
+            store = HistoryStore.open(url, migrate=migrate)
+            _STORES[url] = store
+        return store
+
+
+def outcome_of(exc: BaseException | None) -> str:
+    """The trace outcome for an attempt that raised ``exc`` (None: success)."""
+    if exc is None:
+        return "success"
+    if isinstance(exc, MemoryError):
+        return "oom_killed"
+    if isinstance(exc, TimeoutError):
+        return "timed_out"
+    return "failed"
+
+
+def _run_ids() -> tuple[str | None, int, str | None]:
+    """(task run id, attempt number, flow run id) from Prefect's task run context."""
+    try:
+        from prefect.context import TaskRunContext
+
+        ctx = TaskRunContext.get()
+    except Exception:  # noqa: BLE001
+        ctx = None
+    if ctx is None:
+        return None, 1, None
+    run = ctx.task_run
+    flow_run = str(run.flow_run_id) if run.flow_run_id else None
+    return str(run.id), max(1, int(run.run_count or 1)), flow_run
+
+
+class _Attempt:
+    """One measured attempt: started by :meth:`begin`, stored by :meth:`end`."""
+
+    def __init__(self, spec: MeasureSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]):
+        self.spec = spec
+        self.started_at = datetime.now(timezone.utc)
+        self.run_id, self.try_number, self.flow_run_id = _run_ids()
+        self.features: dict[str, Any] = {}
+        self.input_size: int | None = None
+        try:
+            from mirrorscale.plugins.prefect.features import task_features
+
+            bound = inspect.signature(fn).bind_partial(*args, **kwargs).arguments
+            self.features, self.input_size = task_features(bound, spec.features, self.started_at)
+        except Exception as exc:  # noqa: BLE001 - features are best effort
+            warn_once(f"features:{exc!r}", "mirrorscale: could not describe the parameters of %s: %r",
+                      spec.task_name, exc)
+        self.overlap = 1
+        with _ACTIVE_LOCK:
+            _ACTIVE.add(self)
+            for attempt in _ACTIVE:
+                attempt.overlap = max(attempt.overlap, len(_ACTIVE))
+        self.monitor: ProcessMonitor | None = None
+        try:
+            self.monitor = ProcessMonitor(interval=spec.interval).start()
+        except Exception as exc:  # noqa: BLE001
+            warn_once(f"monitor:{exc!r}", "mirrorscale: cannot measure task %s: %r", spec.task_name, exc)
+
+    def end(self, exc: BaseException | None) -> None:
+        """Stop measuring and store the trace (never raises)."""
+        with _ACTIVE_LOCK:
+            _ACTIVE.discard(self)
+        try:
+            usage = self.monitor.stop() if self.monitor is not None else None
+            self._store(usage, outcome_of(exc))
+        except Exception as error:  # noqa: BLE001 - the task's own outcome must pass through
+            warn_once(f"store:{self.spec.store_url}",
+                      "mirrorscale: could not record a trace of %s.%s (%r); the task is not affected",
+                      self.spec.flow_name, self.spec.task_name, error)
+
+    def _store(self, usage: ResourceUsage | None, outcome: str) -> None:
+        from mirrorscale.store.models import TraceSamples
+
+        spec, ended_at = self.spec, datetime.now(timezone.utc)
+        features = dict(self.features)
+        features.update(runner=spec.runner, overlapping_tasks=self.overlap,
+                        measured_in="flow process" if os.getpid() == spec.submit_pid else "worker process")
+        if self.flow_run_id:
+            features["flow_run_id"] = self.flow_run_id
+        columns: dict[str, Any] = {}
+        samples = None
+        if usage is not None:
+            base = usage.baseline_rss_bytes
+            features.update(rss_baseline_bytes=base, process_peak_rss_bytes=usage.peak_rss_bytes,
+                            peak_source=usage.peak_source)
+            columns = dict(peak_rss_bytes=usage.peak_rss_increase_bytes, cpu_seconds=usage.cpu_seconds,
+                           wall_seconds=usage.wall_seconds, read_bytes=usage.read_bytes,
+                           write_bytes=usage.write_bytes)
+            samples = TraceSamples(t_seconds=[s.t_seconds for s in usage.samples],
+                                   rss_bytes=[max(0, s.rss_bytes - base) for s in usage.samples],
+                                   cpu_seconds=[s.cpu_seconds for s in usage.samples])
+        else:
+            columns = dict(wall_seconds=(ended_at - self.started_at).total_seconds())
+        store = open_store(spec.store_url)
+        store.record_trace(
+            engine="prefect", pipeline_id=spec.flow_name, task_id=spec.task_name,
+            run_id=self.run_id or f"local-{id(self)}-{self.started_at.timestamp()}",
+            try_number=self.try_number, started_at=self.started_at, ended_at=ended_at,
+            features=features, input_size_bytes=self.input_size, outcome=outcome, source=SOURCE,
+            samples=samples, **columns,
+        )
+
+
+def measured(fn: Callable[..., Any], spec: MeasureSpec) -> Callable[..., Any]:
+    """``fn`` wrapped so that every call is measured and stored as a trace of ``spec``'s task.
+
+    Keeps ``fn``'s name, signature and source (``functools.wraps``), so Prefect binds
+    parameters and computes cache keys exactly as for ``fn``.
+    """
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def measured_async(*args: Any, **kwargs: Any) -> Any:
+            attempt = _Attempt(spec, fn, args, kwargs)
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as exc:
+                attempt.end(exc)
+                raise
+            attempt.end(None)
+            return result
+
+        wrapper: Callable[..., Any] = measured_async
+    else:
+
+        @functools.wraps(fn)
+        def measured_sync(*args: Any, **kwargs: Any) -> Any:
+            attempt = _Attempt(spec, fn, args, kwargs)
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                attempt.end(exc)
+                raise
+            attempt.end(None)
+            return result
+
+        wrapper = measured_sync
+    setattr(wrapper, MEASURED_ATTRIBUTE, spec)
+    return wrapper

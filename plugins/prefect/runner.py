@@ -1,0 +1,216 @@
+"""``PredictiveTaskRunner``: wrap any Prefect task runner and record every task it runs.
+
+::
+
+    from prefect import flow
+    from prefect.task_runners import ProcessPoolTaskRunner
+    from mirrorscale.plugins.prefect import PredictiveTaskRunner
+
+    @flow(task_runner=PredictiveTaskRunner(inner=ProcessPoolTaskRunner(max_workers=2)))
+    def etl(): ...
+
+The wrapper hands every ``.submit()``/``.map()`` to the inner runner (thread pool by
+default; process pool, ``DaskTaskRunner`` and others work the same way) with the task's
+function wrapped by :func:`~mirrorscale.plugins.prefect.measure.measured`, so each
+attempt is measured in the process that runs it and stored as an ``ExecutionTrace``
+(engine ``prefect``, pipeline = flow name, task = task name, run id = task run id).
+Direct calls (``my_task(x)``) do not reach a task runner and are not recorded.
+
+When the flow run ends it publishes the run's forecast-vs-actual table and a markdown
+explanation as artifacts (:mod:`mirrorscale.plugins.prefect.artifacts`).
+
+If the store cannot be opened (unreachable server, unwritable SQLite file) the runner
+logs one warning and behaves exactly like its inner runner.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import threading
+from typing import Any, Iterable
+
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+from mirrorscale.plugins.prefect.measure import MEASURED_ATTRIBUTE, MeasureSpec, measured, open_store, warn_once
+from mirrorscale.plugins.prefect.policy import resolve_policy
+
+__all__ = ["PredictiveTaskRunner", "STORE_OPEN_TIMEOUT"]
+
+logger = logging.getLogger("mirrorscale.prefect")
+
+STORE_OPEN_TIMEOUT = 15.0
+"""Seconds the runner waits for the store to open before running without it."""
+
+
+def _open_store_or_none(url: str, timeout: float) -> Any:
+    """The store at ``url`` (schema created or upgraded), or None after one warning."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["store"] = open_store(url, migrate=True)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="mirrorscale-store-open", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if "store" in box:
+        return box["store"]
+    problem = box.get("error") or TimeoutError(f"no answer within {timeout:g} s")
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(url).render_as_string(hide_password=True)
+    warn_once(f"open:{url}", "mirrorscale: history store %s is unavailable (%s: %s); tasks run "
+              "unmeasured with the inner task runner's behaviour", shown, type(problem).__name__, problem)
+    return None
+
+
+class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
+    """A task runner that records an ``ExecutionTrace`` of every task its inner runner runs.
+
+    ``inner`` is any Prefect task runner (default: ``ThreadPoolTaskRunner()``).
+    ``store_url`` overrides ``MIRRORSCALE_DATABASE_URL``; ``policy_file`` overrides the
+    default policy lookup (:func:`mirrorscale.policy.load_policies`). ``artifacts``
+    turns the per-flow-run artifacts on or off. ``interval`` is the psutil sampling
+    period in seconds.
+    """
+
+    def __init__(self, inner: TaskRunner | None = None, *, store_url: str | None = None,  # type: ignore[type-arg]
+                 policy_file: str | None = None, artifacts: bool = True, interval: float = 0.1) -> None:
+        super().__init__()
+        self.inner = inner if inner is not None else ThreadPoolTaskRunner()
+        self.store_url = store_url
+        self.policy_file = policy_file
+        self.artifacts = artifacts
+        self.interval = interval
+        self._reset()
+
+    def _reset(self) -> None:
+        self._store: Any = None
+        self._url: str | None = None
+        self._policies: Any = None
+        self._flow_run_id: Any = None
+        self._flow_name: str | None = None
+        self._wrapped: dict[int, tuple[Any, Any]] = {}
+        self._submitted: dict[str, str] = {}  # task run id -> task name
+        self._forecasts: dict[str, int | None] = {}  # task name -> naive forecast (bytes)
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        """``predictive`` (the inner runner's name is in :attr:`inner`)."""
+        return "predictive"
+
+    def duplicate(self) -> PredictiveTaskRunner:
+        """A fresh, unstarted copy with the same configuration (Prefect calls it per flow run)."""
+        return type(self)(inner=self.inner.duplicate(), store_url=self.store_url, policy_file=self.policy_file,
+                          artifacts=self.artifacts, interval=self.interval)
+
+    def __enter__(self) -> PredictiveTaskRunner:
+        super().__enter__()
+        try:
+            self.inner.__enter__()
+        except BaseException:
+            self._started = False
+            raise
+        self._reset()
+        from mirrorscale import config
+
+        self._url = self.store_url or config.database_url()
+        self._store = _open_store_or_none(self._url, STORE_OPEN_TIMEOUT)
+        if self._store is not None:
+            self._policies = self._load_policies()
+        return self
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        try:
+            self.inner.__exit__(exc_type, exc_value, traceback)  # waits for running tasks
+        finally:
+            super().__exit__(exc_type, exc_value, traceback)
+            if self.artifacts and self._store is not None and self._submitted:
+                self._publish()
+
+    def cancel_all(self) -> None:
+        """Cancel the inner runner's tasks (Prefect calls this when a flow run is cancelled)."""
+        cancel = getattr(self.inner, "cancel_all", None)
+        if callable(cancel):
+            cancel()
+
+    def submit(self, task: Any, parameters: dict[str, Any], wait_for: Iterable[Any] | None = None,
+               dependencies: dict[str, Any] | None = None) -> Any:
+        """Submit ``task`` to the inner runner, measured when the store is available."""
+        if not self._started:
+            raise RuntimeError("The task runner must be started before submitting work.")
+        prepared = self._prepare(task)
+        future = self.inner.submit(prepared, parameters, wait_for=wait_for, dependencies=dependencies)
+        if prepared is not task:
+            with self._lock:
+                self._submitted[str(future.task_run_id)] = task.name
+        return future
+
+    # -- internals ----------------------------------------------------------
+
+    def _load_policies(self) -> Any:
+        from mirrorscale.policy import PolicyError, PolicySet, load_policies
+
+        try:
+            return load_policies(self.policy_file)
+        except PolicyError as exc:
+            warn_once(f"policy:{exc}", "mirrorscale: %s; using the built-in defaults", exc)
+            return PolicySet()
+
+    def _current_flow(self) -> str:
+        if self._flow_name is None:
+            from prefect.context import FlowRunContext
+
+            ctx = FlowRunContext.get()
+            if ctx is not None and ctx.flow is not None:
+                self._flow_name = ctx.flow.name
+                self._flow_run_id = ctx.flow_run.id if ctx.flow_run is not None else None
+            else:
+                self._flow_name = "(no flow)"
+        return self._flow_name
+
+    def _prepare(self, task: Any) -> Any:
+        """The task with its function wrapped for measuring (cached per task object)."""
+        if self._store is None or getattr(task, "isgenerator", False) or getattr(task, "isasync_generator", False):
+            return task
+        if getattr(task.fn, MEASURED_ATTRIBUTE, None) is not None:
+            return task
+        with self._lock:
+            cached = self._wrapped.get(id(task))
+            if cached is not None and cached[0] is task:
+                return cached[1]
+            flow_name = self._current_flow()
+            policy = resolve_policy(self._policies, flow_name, task.name, task)
+            spec = MeasureSpec(store_url=self._url or "", flow_name=flow_name, task_name=task.name,
+                               features=tuple(policy.features), runner=self.inner.name,
+                               submit_pid=os.getpid(), interval=self.interval)
+            wrapped = copy.copy(task)
+            wrapped.fn = measured(task.fn, spec)
+            self._wrapped[id(task)] = (task, wrapped)
+            if task.name not in self._forecasts:
+                self._forecasts[task.name] = self._naive_forecast(flow_name, task.name)
+            return wrapped
+
+    def _naive_forecast(self, flow_name: str, task_name: str) -> int | None:
+        """The peak of the task's last recorded run, before this one starts (None if none)."""
+        try:
+            last = self._store.latest_traces("prefect", flow_name, task_name, limit=1)
+        except Exception as exc:  # noqa: BLE001
+            warn_once(f"read:{self._url}", "mirrorscale: could not read history (%r)", exc)
+            return None
+        return last[0].peak_rss_bytes if last else None
+
+    def _publish(self) -> None:
+        try:
+            from mirrorscale.plugins.prefect.artifacts import publish_run_artifacts
+
+            publish_run_artifacts(self._store, flow_name=self._flow_name or "(no flow)",
+                                  flow_run_id=self._flow_run_id, submitted=dict(self._submitted),
+                                  forecasts=dict(self._forecasts))
+        except Exception as exc:  # noqa: BLE001 - artifacts must never fail a flow
+            warn_once(f"artifacts:{exc!r}", "mirrorscale: could not publish artifacts: %r", exc)
