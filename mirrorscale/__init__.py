@@ -10,6 +10,19 @@ The core package never imports Airflow or Prefect; only
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "is_mirror", "scratch_dir"]
+
+_LAZY = {"is_mirror": "mirrorscale.mirror.sandbox", "scratch_dir": "mirrorscale.mirror.sandbox"}
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy exports: ``mirrorscale.is_mirror()`` and ``mirrorscale.scratch_dir()`` (see :mod:`mirrorscale.mirror`)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,247 @@
+"""Samplers: take a reproducible fraction of a task's input for a mirror run.
+
+The default (:func:`sample_inputs` without ``samplers``) samples every *sized*
+argument by the same fraction and leaves scalars alone:
+
+==========================  ==================================================
+argument                    what the default sampler keeps
+==========================  ==================================================
+list / tuple                ``round(n * fraction)`` items (at least 1), in order
+list of existing file paths files in random order until their bytes reach
+                            ``fraction`` of the total (:func:`sample_paths_by_bytes`)
+dict                        every sized value sampled by the fraction; keys kept
+pandas DataFrame / Series   rows, in order (``iloc``)
+numpy array                 rows (axis 0), in order
+str, bytes, numbers, None   unchanged (scalars)
+==========================  ==================================================
+
+Samples are reproducible: the same seed and fraction give the same sample, and
+for one seed a smaller fraction keeps a prefix of the same random order, so a
+2 % sample is part of the 5 % sample. ``samplers`` replaces the sampler of
+named arguments (a keyword name or a positional index) with a callable
+``sampler(value, fraction, seed) -> value`` or a ``"module:function"`` reference,
+as a policy would name it. The sizes of the input before and after sampling
+(:func:`input_size`) are recorded as features of the mirror run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "SampledInput", "Sampler", "input_size", "resolve_sampler", "sample_count", "sample_inputs",
+    "sample_paths_by_bytes", "sample_paths_by_count", "sample_positions", "sample_value",
+]
+
+Sampler = Callable[[Any, float, int], Any]
+"""``sampler(value, fraction, seed) -> sampled value``."""
+
+_SIZE_PROBE = 1000  # items measured to estimate the size of a long list
+
+
+def sample_count(n: int, fraction: float) -> int:
+    """How many of ``n`` items a ``fraction`` keeps: ``round(n * fraction)``, at least 1 (0 of 0)."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    return 0 if n == 0 else min(n, max(1, round(n * fraction)))
+
+
+def sample_positions(n: int, fraction: float, seed: int) -> list[int]:
+    """Sorted positions of a reproducible ``fraction`` of ``range(n)``.
+
+    The positions are a prefix of one seeded permutation, so for one seed the
+    sample of a smaller fraction is contained in that of a larger one.
+    """
+    import numpy as np
+
+    k = sample_count(n, fraction)
+    if k == n:
+        return list(range(n))
+    order = np.random.default_rng(seed).permutation(n)[:k]
+    order.sort()
+    return order.tolist()
+
+
+def _is_instance_of(value: Any, module: str, names: tuple[str, ...]) -> bool:
+    """``isinstance`` against ``module.name`` without importing ``module``."""
+    mod = sys.modules.get(module)
+    if mod is None:
+        return False
+    types = tuple(getattr(mod, name) for name in names if hasattr(mod, name))
+    return bool(types) and isinstance(value, types)
+
+
+def _is_pandas(value: Any) -> bool:
+    return _is_instance_of(value, "pandas", ("DataFrame", "Series"))
+
+
+def _is_numpy(value: Any) -> bool:
+    return _is_instance_of(value, "numpy", ("ndarray",)) and getattr(value, "ndim", 0) > 0
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, bytes, bytearray, int, float, complex, bool))
+
+
+def _is_path_list(value: Any) -> bool:
+    """A non-empty list/tuple whose items are all paths of existing files."""
+    if not isinstance(value, (list, tuple)) or not value:
+        return False
+    return all(isinstance(p, (str, os.PathLike)) and os.path.isfile(p) for p in value)
+
+
+def _rebuild(value: Sequence[Any], items: list[Any]) -> Any:
+    """A sequence of ``value``'s type holding ``items`` (plain list/tuple for subclasses)."""
+    return tuple(items) if isinstance(value, tuple) else items
+
+
+def sample_paths_by_count(paths: Sequence[Any], fraction: float, seed: int) -> Any:
+    """A reproducible ``fraction`` of the files, counted in files, in their original order."""
+    return _rebuild(paths, [paths[i] for i in sample_positions(len(paths), fraction, seed)])
+
+
+def sample_paths_by_bytes(paths: Sequence[Any], fraction: float, seed: int) -> Any:
+    """Files taken in seeded random order until they hold ``fraction`` of the total bytes.
+
+    At least one file is kept; the result keeps the original order.
+    """
+    import numpy as np
+
+    sizes = [os.path.getsize(p) for p in paths]
+    target = fraction * sum(sizes)
+    chosen, total = [], 0
+    for i in np.random.default_rng(seed).permutation(len(paths)).tolist():
+        if chosen and total >= target:
+            break
+        if chosen and total + sizes[i] - target > target - total:
+            continue  # this file overshoots more than stopping here undershoots
+        chosen.append(i)
+        total += sizes[i]
+    return _rebuild(paths, [paths[i] for i in sorted(chosen)])
+
+
+def _same_mapping(original: Mapping[Any, Any], parts: dict[Any, Any]) -> Any:
+    """``parts`` as ``original``'s mapping type when it can be built from a dict."""
+    try:
+        return type(original)(parts)
+    except TypeError:
+        return parts
+
+
+def sample_value(value: Any, fraction: float, seed: int) -> Any:
+    """The default sampler: sample a sized ``value`` by ``fraction``; return scalars unchanged."""
+    if _is_scalar(value):
+        return value
+    if _is_pandas(value):
+        return value.iloc[sample_positions(len(value), fraction, seed)]
+    if _is_numpy(value):
+        return value[sample_positions(len(value), fraction, seed)]
+    if isinstance(value, Mapping):  # dict of partitions: each partition sampled, keys kept
+        parts = {k: sample_value(v, fraction, seed + i) for i, (k, v) in enumerate(value.items())}
+        return parts if type(value) is dict else _same_mapping(value, parts)
+    if _is_path_list(value):
+        return sample_paths_by_bytes(value, fraction, seed)
+    if isinstance(value, (list, tuple)):
+        return _rebuild(value, [value[i] for i in sample_positions(len(value), fraction, seed)])
+    return value
+
+
+def input_size(value: Any) -> int:
+    """An estimate of the bytes ``value`` holds (files count by their size on disk).
+
+    Arrays and frames report their buffers (frames with ``deep=True``); lists of
+    more than 1000 items are estimated from 1000 evenly spaced ones.
+    """
+    if value is None or isinstance(value, (bool, int, float, complex)):
+        return 0
+    if isinstance(value, (str, bytes, bytearray)):
+        return len(value)
+    if _is_pandas(value):
+        usage = value.memory_usage(deep=True, index=True)
+        return int(usage.sum()) if hasattr(usage, "sum") else int(usage)
+    if _is_instance_of(value, "numpy", ("ndarray",)):
+        return int(value.nbytes)
+    if isinstance(value, Mapping):
+        return sum(input_size(k) + input_size(v) for k, v in value.items())
+    if _is_path_list(value):
+        return sum(os.path.getsize(p) for p in value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = list(value)
+        if len(items) <= _SIZE_PROBE:
+            return sys.getsizeof(items) + sum(input_size(v) or sys.getsizeof(v) for v in items)
+        step = len(items) / _SIZE_PROBE
+        probe = [items[int(i * step)] for i in range(_SIZE_PROBE)]
+        per_item = sum(input_size(v) or sys.getsizeof(v) for v in probe) / _SIZE_PROBE
+        return int(sys.getsizeof(items) + per_item * len(items))
+    return sys.getsizeof(value)
+
+
+def resolve_sampler(spec: Sampler | str) -> Sampler:
+    """A sampler callable from itself or from a ``"module:function"`` reference."""
+    if callable(spec):
+        return spec
+    module, sep, name = str(spec).partition(":")
+    if not sep or not module or not name:
+        raise ValueError(f"sampler reference must look like 'module:function', got {spec!r}")
+    target: Any = importlib.import_module(module)
+    for part in name.split("."):
+        target = getattr(target, part)
+    if not callable(target):
+        raise TypeError(f"sampler {spec!r} is not callable")
+    return target
+
+
+@dataclass(frozen=True)
+class SampledInput:
+    """The sampled arguments of one mirror run and their sizes before and after."""
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    fraction: float
+    seed: int
+    full_bytes: int
+    sampled_bytes: int
+    sampled: tuple[str, ...] = field(default=())
+
+    @property
+    def effective_fraction(self) -> float:
+        """``sampled_bytes / full_bytes`` (the nominal fraction when nothing is sized)."""
+        return self.sampled_bytes / self.full_bytes if self.full_bytes else self.fraction
+
+    def features(self) -> dict[str, Any]:
+        """The sizes as features of the mirror run, for the shadow's evidence."""
+        return {"sample_fraction": self.fraction, "effective_fraction": round(self.effective_fraction, 6),
+                "sampled_input_bytes": self.sampled_bytes, "full_input_bytes": self.full_bytes,
+                "sampled_arguments": list(self.sampled), "seed": self.seed}
+
+
+def sample_inputs(args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, *, fraction: float,
+                  seed: int = 0, samplers: Mapping[str | int, Sampler | str] | None = None) -> SampledInput:
+    """Sample every argument of a call by ``fraction`` (see the module docstring).
+
+    ``samplers`` maps a keyword name or a positional index (``0`` or ``"0"``) to a
+    custom sampler; other arguments use :func:`sample_value`. Each argument gets
+    its own seed derived from ``seed`` and its position.
+    """
+    sample_count(1, fraction)  # validates the fraction
+    custom = {str(k): resolve_sampler(v) for k, v in (samplers or {}).items()}
+    kwargs = dict(kwargs or {})
+    names = [str(i) for i in range(len(args))] + list(kwargs)
+    values = list(args) + list(kwargs.values())
+    out, sampled, full_bytes, sampled_bytes = [], [], 0, 0
+    for i, (name, value) in enumerate(zip(names, values)):
+        new = custom.get(name, sample_value)(value, fraction, seed + 7919 * i)
+        before = input_size(value)
+        after = before if new is value else input_size(new)
+        if new is not value:
+            sampled.append(name)
+        full_bytes, sampled_bytes = full_bytes + before, sampled_bytes + after
+        out.append(new)
+    return SampledInput(args=tuple(out[: len(args)]), kwargs=dict(zip(list(kwargs), out[len(args):])),
+                        fraction=fraction, seed=seed, full_bytes=full_bytes, sampled_bytes=sampled_bytes,
+                        sampled=tuple(sampled))

@@ -1,0 +1,399 @@
+"""The sandbox a mirror runs in: a separate, capped, niced, time-limited process.
+
+:func:`run_sandboxed` starts ``fn`` in a child process (``forkserver`` on Linux,
+``spawn`` elsewhere; ``fn`` must be an importable module-level callable) and
+returns a :class:`SandboxResult`; it never raises for what the callable does.
+Inside the child:
+
+* ``MIRRORSCALE_MIRROR=1`` (so :func:`is_mirror` is true) and
+  ``MIRRORSCALE_SCRATCH_DIR`` name a scratch directory, which is also the working
+  directory: relative writes land there, not in production outputs;
+* the CPU niceness is raised (``os.nice``) so the mirror cannot starve the primary;
+* the call is measured by :class:`~mirrorscale.monitor.ProcessMonitor`, started
+  right before the call (it resets ``VmHWM``), so the peak is the RSS *increase*
+  the call causes above the process's RSS just before it.
+
+The memory cap limits that increase, enforced by every layer available:
+
+============  ===========================================================
+layer         effect when the call grows more than ``memory_cap`` bytes
+============  ===========================================================
+``cgroup``    a cgroup v1 child group whose limit is usage + cap: the kernel
+              OOM-kills the mirror (like a container)
+``rlimit``    only without a cgroup: ``RLIMIT_AS`` = VmSize + cap, large
+              allocations raise ``MemoryError``
+``watchdog``  the parent samples the tree's RSS and SIGKILLs it above the cap
+============  ===========================================================
+
+A timeout SIGKILLs the whole process group. Outcomes are ``ok``,
+``memory_cap``, ``timeout`` or ``error`` (the message of what the call raised).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import logging
+
+import psutil
+
+from mirrorscale.mirror import cgroup
+
+__all__ = ["MIRROR_ENV", "SCRATCH_ENV", "CallCost", "SandboxResult", "callable_reference", "is_mirror",
+           "run_sandboxed", "scratch_dir"]
+
+MIRROR_ENV = "MIRRORSCALE_MIRROR"
+"""Set to ``1`` inside a mirror."""
+SCRATCH_ENV = "MIRRORSCALE_SCRATCH_DIR"
+"""The mirror's scratch directory (also its working directory)."""
+
+_WATCH_INTERVAL = 0.05
+_PRELOAD_CANDIDATES = ("numpy", "pandas", "scipy", "sklearn", "pyarrow")
+_log = logging.getLogger(__name__)
+_context: Any = None
+_preloaded: set[str] = set()
+
+
+def is_mirror() -> bool:
+    """True inside a mirror run: task code can skip writes to production outputs."""
+    return os.environ.get(MIRROR_ENV) == "1"
+
+
+def scratch_dir() -> Path | None:
+    """The mirror's scratch directory, or None outside a mirror."""
+    value = os.environ.get(SCRATCH_ENV)
+    return Path(value) if value and is_mirror() else None
+
+
+def callable_reference(fn: Callable[..., Any] | str) -> str:
+    """``"module:qualname"`` of an importable module-level callable (or the string itself)."""
+    if isinstance(fn, str):
+        if ":" not in fn:
+            raise ValueError(f"callable reference must look like 'module:function', got {fn!r}")
+        return fn
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if not module or module == "__main__" or "<" in qualname or not qualname:
+        raise ValueError(f"{fn!r} is not an importable module-level callable; a mirror imports it in a new process")
+    return f"{module}:{qualname}"
+
+
+@dataclass(frozen=True)
+class CallCost:
+    """What the call itself cost, measured inside the child around the call.
+
+    ``runqueue_wait_seconds`` is how long the calling thread was runnable but
+    waiting for a CPU (``/proc/thread-self/schedstat``): a niced mirror on a busy
+    machine waits a lot, and extrapolation uses the wall time without it.
+    """
+
+    peak_rss_increase_bytes: int
+    baseline_rss_bytes: int
+    cpu_seconds: float
+    wall_seconds: float
+    read_bytes: int = 0
+    write_bytes: int = 0
+    runqueue_wait_seconds: float = 0.0
+
+    @property
+    def uncontended_wall_seconds(self) -> float:
+        """Wall time minus the time the calling thread waited for a CPU (niceness, other load)."""
+        return max(0.0, self.wall_seconds - self.runqueue_wait_seconds)
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """The outcome of one sandboxed run.
+
+    ``call`` is measured around the call (None when the child died before it
+    finished); ``process_*`` is what the whole child process cost the machine,
+    start-up included. ``enforcement`` names the memory-cap layers in place.
+    """
+
+    outcome: str
+    error: str | None
+    call: CallCost | None
+    process_peak_rss_bytes: int
+    process_cpu_seconds: float
+    process_wall_seconds: float
+    exitcode: int | None
+    enforcement: tuple[str, ...] = field(default=())
+
+
+def _status_bytes(key: str) -> int:
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(key.encode() + b":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _precise_cpu() -> float:
+    """CPU seconds of this process (all threads, ns resolution) plus its waited children."""
+    children = 0.0
+    try:
+        import resource
+
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        children = ru.ru_utime + ru.ru_stime
+    except ImportError:
+        pass
+    return time.process_time() + children
+
+
+def _runqueue_wait() -> float:
+    """Seconds the calling thread has spent runnable but waiting for a CPU (0 if unknown)."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _resolve(reference: str) -> Callable[..., Any]:
+    import importlib
+
+    module, _, qualname = reference.partition(":")
+    target: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def _limit_child(options: dict[str, Any]) -> tuple[str, ...]:
+    """Apply the in-child memory layers right before the call; return their names."""
+    cap, group = options.get("memory_cap"), options.get("cgroup")
+    if not cap:
+        return ()
+    if group and cgroup.set_limit_above_usage(group, cap):
+        return ("cgroup",)
+    try:
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        soft = _status_bytes("VmSize") + cap
+        resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+        return ("rlimit",)
+    except (ImportError, ValueError, OSError):
+        return ()
+
+
+def _enter_sandbox(options: dict[str, Any]) -> None:
+    """Process-wide settings of the child: own process group, cgroup, niceness, env, cwd."""
+    os.setpgid(0, 0)
+    if options.get("cgroup"):
+        cgroup.join(options["cgroup"])
+    if options.get("niceness"):
+        os.nice(options["niceness"])
+    if options.get("mirror", True):
+        os.environ[MIRROR_ENV] = "1"
+    os.environ[SCRATCH_ENV] = options["scratch"]
+    os.chdir(options["scratch"])
+
+
+def _child_main(conn: Any, reference: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                options: dict[str, Any]) -> None:
+    """Entry point of the child: set up, call, measure, report over ``conn``."""
+    import gc
+
+    from mirrorscale.monitor import ProcessMonitor
+
+    _enter_sandbox(options)
+    try:
+        fn = _resolve(reference)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        conn.send(("done", "error", f"cannot import {reference}: {type(exc).__name__}: {exc}", None, 0))
+        return
+    gc.collect()
+    layers = _limit_child(options)
+    pre_call_hwm = _status_bytes("VmHWM")
+    monitor = ProcessMonitor(interval=options.get("interval", 0.05)).start()
+    conn.send(("ready", _status_bytes("VmRSS"), layers))
+    cpu0, wait0 = _precise_cpu(), _runqueue_wait()
+    outcome, error = "ok", None
+    try:
+        fn(*args, **kwargs)
+    except MemoryError as exc:
+        outcome, error = "memory_cap", f"MemoryError: {exc}"
+    except BaseException as exc:  # noqa: BLE001 - a mirror never propagates
+        outcome, error = "error", f"{type(exc).__name__}: {exc}"
+    cpu, wait = _precise_cpu() - cpu0, _runqueue_wait() - wait0
+    usage = monitor.stop()
+    cpu = max(cpu - usage.monitor_cpu_seconds, usage.cpu_seconds)  # the monitor also sees unwaited children
+    cost = CallCost(usage.peak_rss_increase_bytes, usage.baseline_rss_bytes, cpu, usage.wall_seconds,
+                    usage.read_bytes, usage.write_bytes, min(max(wait, 0.0), usage.wall_seconds))
+    conn.send(("done", outcome, error, cost, max(pre_call_hwm, usage.peak_rss_bytes)))
+
+
+def _get_context(modules: tuple[str, ...]) -> Any:
+    """The multiprocessing context mirrors start from: one warm forkserver per process.
+
+    The forkserver imports mirrorscale, the heavy libraries this process already
+    uses and ``modules`` once, so a mirror forks with them loaded instead of paying
+    their import in every run. When a later mirror needs a module the server has
+    not loaded (and this process has), the server is restarted with it.
+    """
+    global _context
+    wanted = {m for m in modules if m in sys.modules} | {m for m in _PRELOAD_CANDIDATES if m in sys.modules}
+    if _context is None:
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        _context = multiprocessing.get_context(method)
+    if _context.get_start_method() == "forkserver" and not wanted <= _preloaded:
+        from multiprocessing import forkserver
+
+        server = forkserver._forkserver
+        if getattr(server, "_forkserver_pid", None) is not None and hasattr(server, "_stop"):
+            server._stop()  # restart with the larger preload list
+        _preloaded.update(wanted)
+        _log.debug("mirror forkserver preloads %s", sorted(_preloaded))
+        _context.set_forkserver_preload(["mirrorscale.mirror.sandbox", "mirrorscale.monitor", *sorted(_preloaded)])
+    return _context
+
+
+class _Watch:
+    """The parent's view of a running child: messages, RSS watchdog, CPU seen."""
+
+    def __init__(self, proc: Any, conn: Any, cap: int | None) -> None:
+        self.proc, self.conn, self.cap = proc, conn, cap
+        self.baseline: int | None = None
+        self.layers: tuple[str, ...] = ()
+        self.done: tuple[Any, ...] | None = None
+        self.peak_rss = 0
+        self.cpu = 0.0
+
+    def receive(self) -> None:
+        """Read every pending message from the child."""
+        try:
+            while self.conn.poll():
+                message = self.conn.recv()
+                if message[0] == "ready":
+                    self.baseline, self.layers = message[1], tuple(message[2])
+                else:
+                    self.done = message
+        except (EOFError, OSError):
+            return
+
+    def tree_rss(self) -> int:
+        """RSS of the child and its descendants now; also tracks peak and CPU."""
+        try:
+            root = psutil.Process(self.proc.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return 0
+        rss = 0
+        for proc in procs:
+            try:
+                rss += proc.memory_info().rss
+                if proc.pid == root.pid:
+                    times = proc.cpu_times()
+                    self.cpu = max(self.cpu, times.user + times.system + times.children_user + times.children_system)
+            except psutil.Error:
+                continue
+        self.peak_rss = max(self.peak_rss, rss)
+        return rss
+
+    def over_cap(self) -> bool:
+        """The watchdog rule: the tree grew more than ``cap`` above the pre-call RSS."""
+        rss = self.tree_rss()
+        return bool(self.cap and self.baseline is not None and rss - self.baseline > self.cap)
+
+
+def _kill(proc: Any, group: str | None) -> None:
+    """SIGKILL the child's process group (and everything left in its cgroup)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        os.kill(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if group:
+        cgroup.kill_all(group)
+
+
+def _supervise(watch: _Watch, timeout: float | None, group: str | None) -> str | None:
+    """Wait for the child; kill it on timeout or watchdog; return the reason when killed."""
+    start = time.monotonic()
+    while True:
+        watch.proc.join(_WATCH_INTERVAL)
+        watch.receive()
+        if watch.proc.exitcode is not None:
+            return None
+        if timeout is not None and time.monotonic() - start > timeout:
+            _kill(watch.proc, group)
+            return "timeout"
+        if watch.over_cap():
+            _kill(watch.proc, group)
+            return "memory_cap"
+
+
+def _result(watch: _Watch, killed: str | None, group: str | None, options: dict[str, Any],
+            wall: float) -> SandboxResult:
+    layers = (*watch.layers, "watchdog") if options.get("memory_cap") else watch.layers
+    exitcode = watch.proc.exitcode
+    base = {"process_wall_seconds": wall, "exitcode": exitcode, "enforcement": layers}
+    if killed == "timeout":
+        return SandboxResult("timeout", f"killed after the {options['timeout']:g} s timeout", None,
+                             watch.peak_rss, watch.cpu, **base)
+    if killed == "memory_cap" or (watch.done is None and group and cgroup.oom_killed(group)):
+        cap = options.get("memory_cap") or 0
+        return SandboxResult("memory_cap", f"killed above the memory cap of {cap} bytes", None,
+                             watch.peak_rss, watch.cpu, **base)
+    if watch.done is None:
+        return SandboxResult("error", f"mirror process died (exit code {exitcode})", None,
+                             watch.peak_rss, watch.cpu, **base)
+    _, outcome, error, cost, peak = watch.done
+    cpu = max(watch.cpu, cost.cpu_seconds if cost else 0.0)
+    return SandboxResult(outcome, error, cost, max(peak, watch.peak_rss), cpu, **base)
+
+
+def run_sandboxed(fn: Callable[..., Any] | str, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
+                  *, memory_cap: int | None = None, timeout: float | None = None, niceness: int = 10,
+                  scratch: str | os.PathLike[str] | None = None, mirror: bool = True,
+                  preload: tuple[str, ...] = ()) -> SandboxResult:
+    """Run ``fn(*args, **kwargs)`` in a sandboxed child process and measure it (see module doc).
+
+    ``memory_cap`` limits the RSS increase of the call in bytes, ``timeout`` the
+    child's life in seconds. ``scratch`` is kept when given, else a temporary
+    directory is made and removed afterwards. ``mirror=False`` runs the same way
+    without marking the child a mirror (used to measure a full run fairly).
+    ``preload`` names more modules the warm forkserver imports once (if this process has them).
+    """
+    import shutil
+
+    reference = callable_reference(fn)
+    own_scratch = scratch is None
+    scratch_path = tempfile.mkdtemp(prefix="mirrorscale-mirror-") if own_scratch else os.fspath(scratch)
+    group = cgroup.create() if memory_cap else None
+    options = {"memory_cap": memory_cap, "timeout": timeout, "niceness": niceness, "scratch": scratch_path,
+               "mirror": mirror, "cgroup": group}
+    ctx = _get_context((reference.partition(":")[0], *preload))
+    parent_conn, child_conn = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child_main, args=(child_conn, reference, tuple(args), dict(kwargs or {}), options),
+                       name="mirrorscale-mirror", daemon=True)
+    start = time.monotonic()
+    try:
+        proc.start()
+        child_conn.close()
+        watch = _Watch(proc, parent_conn, memory_cap)
+        killed = _supervise(watch, timeout, group)
+        proc.join()
+        watch.receive()
+        return _result(watch, killed, group, options, time.monotonic() - start)
+    finally:
+        parent_conn.close()
+        if group:
+            cgroup.remove(group)
+        if own_scratch:
+            shutil.rmtree(scratch_path, ignore_errors=True)

@@ -1,0 +1,171 @@
+"""``preview``: mirror a task on sampled input and return its :class:`ResourceShadow`.
+
+::
+
+    from mirrorscale.mirror import preview
+    shadow = preview(etl.transform, (rows,), sample_fraction=0.05)
+    shadow.predicted_peak_rss_bytes, shadow.predicted_wall_seconds, shadow.evidence
+
+``preview`` samples the input at two fractions (by default 40 % of
+``sample_fraction`` and ``sample_fraction`` itself, i.e. 2 % and 5 %), runs one
+sandboxed mirror per fraction (smallest first; it stops at the first mirror that
+fails) and extrapolates to the full input size, optionally with the task's
+history. The shadow is a *transient* ORM instance: store it with
+``HistoryStore.save((engine, pipeline_id, task_id), shadow)``. :func:`mirror_task`
+does the same only when the task's policy allows mirrors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from mirrorscale.mirror.extrapolate import CostPoint, Extrapolation, extrapolate
+from mirrorscale.mirror.samplers import SampledInput, Sampler, sample_inputs
+from mirrorscale.mirror.sandbox import SandboxResult, callable_reference, run_sandboxed
+from mirrorscale.policy import TaskPolicy, parse_byte_size
+from mirrorscale.store.models import ResourceShadow, utcnow
+
+__all__ = ["DEFAULT_TIMEOUT", "MirrorError", "default_memory_cap", "mirror_task", "preview"]
+
+DEFAULT_TIMEOUT = 300.0
+"""Seconds a single mirror may run before it is killed."""
+_SMALL_FRACTION = 0.4  # the second mirror runs at this share of sample_fraction
+
+
+class MirrorError(ValueError):
+    """``preview`` was called with something that cannot be mirrored (not what the mirror did)."""
+
+
+def default_memory_cap() -> int:
+    """The cap used when none is given: a quarter of the memory available right now."""
+    import psutil
+
+    return int(psutil.virtual_memory().available // 4)
+
+
+def _fractions(sample_fraction: float, fractions: Sequence[float] | None) -> list[float]:
+    chosen = sorted(set(fractions or (round(sample_fraction * _SMALL_FRACTION, 6), sample_fraction)))
+    if not chosen or any(not 0 < f <= 1 for f in chosen):
+        raise MirrorError(f"sample fractions must be in (0, 1], got {chosen}")
+    return chosen
+
+
+def _point(sample: SampledInput, run: SandboxResult, unsized: bool) -> CostPoint:
+    call = run.call
+    assert call is not None
+    size = 1.0 if unsized else float(max(sample.sampled_bytes, 1))
+    return CostPoint(size, call.peak_rss_increase_bytes, call.cpu_seconds, call.uncontended_wall_seconds)
+
+
+def _evidence(samples: list[SampledInput], runs: list[SandboxResult], fit: Extrapolation | None,
+              note: str | None) -> str:
+    """The shadow's ``evidence``: a JSON document whose ``summary`` is one readable line."""
+    mirrors = [{"fraction": s.fraction, "effective_fraction": round(s.effective_fraction, 6),
+                "sampled_input_bytes": s.sampled_bytes, "outcome": r.outcome,
+                "peak_rss_increase_bytes": r.call.peak_rss_increase_bytes if r.call else None,
+                "cpu_seconds": r.call.cpu_seconds if r.call else None,
+                "wall_seconds": r.call.wall_seconds if r.call else None,
+                "runqueue_wait_seconds": r.call.runqueue_wait_seconds if r.call else None}
+               for s, r in zip(samples, runs)]
+    summary = fit.evidence() if fit else (note or "no estimate: the mirror did not finish")
+    doc = {"summary": summary, "mirrors": mirrors, "sampled_arguments": list(samples[0].sampled) if samples else [],
+           "enforcement": list(runs[-1].enforcement) if runs else [], "note": note}
+    if fit:
+        doc["models"] = {m: {"model": getattr(fit, m).model, "shares": dict(getattr(fit, m).shares)}
+                         for m in ("peak_rss_bytes", "cpu_seconds", "wall_seconds")}
+    return json.dumps(doc, sort_keys=True)
+
+
+def _shadow(sample_fraction: float, samples: list[SampledInput], runs: list[SandboxResult],
+            fit: Extrapolation | None, note: str | None) -> ResourceShadow:
+    failed = next((r for r in runs if r.outcome != "ok"), None)
+    main = samples[-1] if samples else None
+    main_run = runs[-1] if runs else None
+    columns: dict[str, Any] = {
+        "created_at": utcnow(), "outcome": failed.outcome if failed else "ok",
+        "error": failed.error if failed else None, "sample_fraction": sample_fraction,
+        "sampled_input_bytes": main.sampled_bytes if main else None,
+        "full_input_bytes": main.full_bytes if main else None,
+        "cost_peak_rss_bytes": max((r.process_peak_rss_bytes for r in runs), default=None),
+        "cost_cpu_seconds": sum(r.process_cpu_seconds for r in runs),
+        "cost_wall_seconds": sum(r.process_wall_seconds for r in runs),
+        "measured_peak_rss_increase_bytes": main_run.call.peak_rss_increase_bytes
+        if main_run and main_run.call else None,
+        "evidence": _evidence(samples, runs, fit, note),
+    }
+    if fit is not None:
+        peak, cpu, wall = fit.peak_rss_bytes, fit.cpu_seconds, fit.wall_seconds
+        columns.update(
+            predicted_peak_rss_bytes=round(peak.value), predicted_peak_rss_low=round(peak.low),
+            predicted_peak_rss_high=round(peak.high), predicted_cpu_seconds=cpu.value, predicted_cpu_low=cpu.low,
+            predicted_cpu_high=cpu.high, predicted_wall_seconds=wall.value, predicted_wall_low=wall.low,
+            predicted_wall_high=wall.high)
+    return ResourceShadow(**columns)
+
+
+def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, *,
+            sample_fraction: float = 0.05, fractions: Sequence[float] | None = None,
+            samplers: Mapping[str | int, Sampler | str] | None = None, seed: int = 0,
+            timeout: float | None = DEFAULT_TIMEOUT, memory_cap: int | str | None = None, niceness: int = 10,
+            history: Sequence[CostPoint | tuple[float, float, float, float]] = (),
+            preload: Sequence[str] = ()) -> ResourceShadow:
+    """Mirror ``fn(*args, **kwargs)`` on samples of its input and return the extrapolated shadow.
+
+    ``fn`` is an importable module-level callable (or ``"module:function"``).
+    ``fractions`` overrides the sample fractions (default ``0.4 * sample_fraction``
+    and ``sample_fraction``); ``samplers`` names custom samplers per argument (see
+    :func:`~mirrorscale.mirror.samplers.sample_inputs`). ``memory_cap`` (bytes or
+    ``"512MiB"``; default :func:`default_memory_cap`) limits each mirror's RSS
+    increase and ``timeout`` its seconds; ``niceness`` is added to the mirror's.
+    ``history`` holds past full runs as ``(input_size, peak, cpu, wall)``.
+
+    Never raises for what the mirror does: a mirror that exceeds its cap or
+    timeout is killed and reported (outcome ``memory_cap`` / ``timeout``), one
+    that raises is reported with outcome ``error`` and the message. Raises
+    :class:`MirrorError` only for arguments that cannot be mirrored.
+    """
+    try:
+        reference = callable_reference(fn)
+    except ValueError as exc:
+        raise MirrorError(str(exc)) from None
+    cap = default_memory_cap() if memory_cap is None else parse_byte_size(memory_cap)
+    chosen = _fractions(sample_fraction, fractions)
+    samples: list[SampledInput] = []
+    runs: list[SandboxResult] = []
+    for fraction in chosen:
+        sample = sample_inputs(args, kwargs, fraction=fraction, seed=seed, samplers=samplers)
+        samples.append(sample)
+        runs.append(run_sandboxed(reference, sample.args, sample.kwargs, memory_cap=cap, timeout=timeout,
+                                  niceness=niceness, preload=tuple(preload)))
+        if runs[-1].outcome != "ok" or not sample.sampled:
+            break  # a failure ends the preview; an unsampled input needs only one run
+    unsized = not samples[-1].sampled
+    note = "nothing to sample: the mirror ran the full input" if unsized else None
+    fit = None
+    if all(r.outcome == "ok" for r in runs):
+        points = [_point(s, r, unsized) for s, r in zip(samples, runs)]
+        target = 1.0 if unsized else float(max(samples[-1].full_bytes, 1))
+        fit = extrapolate(points, target, history=[] if unsized else history)
+    return _shadow(sample_fraction, samples, runs, fit, note)
+
+
+def mirror_task(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
+                *, policy: TaskPolicy, store: Any = None, key: tuple[str, str, str] | None = None,
+                **options: Any) -> ResourceShadow | None:
+    """:func:`preview` a task only when ``policy.mirror`` allows it; None otherwise.
+
+    Uses the policy's ``sample_fraction`` and caps the mirror at the policy's
+    ``memory.max_allowed`` when set. With ``store`` and ``key`` the shadow is
+    saved through ``store.save(key, shadow)``.
+    """
+    if not policy.mirror:
+        return None
+    options.setdefault("sample_fraction", policy.sample_fraction)
+    if policy.memory.max_allowed is not None:
+        options.setdefault("memory_cap", policy.memory.max_allowed)
+    shadow = preview(fn, args, kwargs, **options)
+    if store is not None and key is not None:
+        store.save(key, shadow)
+    return shadow

@@ -1,0 +1,154 @@
+"""Mirrors run in a capped, time-limited sandbox; failures are reported, never propagated.
+
+The mirrored callables below are module-level so the mirror process can import
+them (pytest puts this folder on ``sys.path``; the forkserver inherits it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import mirrorscale
+from mirrorscale.mirror import mirror_task, preview
+from mirrorscale.mirror.sandbox import run_sandboxed
+from mirrorscale.policy import TaskPolicy
+from mirrorscale.store.models import ResourceShadow
+
+MIB = 2**20
+NOT_NICED = {"niceness": 0}  # niced mirrors crawl on a busy CI machine; niceness itself is not under test
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mirrors need Linux /proc")
+
+
+def hog(rows: list[int], mib_per_row: float) -> int:
+    """Allocate (and touch) ``len(rows) * mib_per_row`` MiB."""
+    block = bytearray(int(len(rows) * mib_per_row * MIB))
+    return len(block)
+
+
+def sleeper(rows: list[int], seconds: float) -> None:
+    """Sleep, whatever the input."""
+    time.sleep(seconds)
+
+
+def raiser(rows: list[int]) -> None:
+    """Fail like a buggy task."""
+    raise RuntimeError(f"bad row {rows[0]}")
+
+
+def reporter(rows: list[int], report: str) -> None:
+    """Write a relative file, and report what the mirror saw to the absolute path ``report``."""
+    Path("relative-output.txt").write_text("mirror output")
+    info = {"is_mirror": mirrorscale.is_mirror(), "scratch": str(mirrorscale.scratch_dir()), "cwd": os.getcwd(),
+            "relative_exists": Path("relative-output.txt").exists(), "rows": len(rows)}
+    Path(report).write_text(json.dumps(info))
+
+
+def linear(rows: list[int]) -> int:
+    """Memory and time proportional to the input."""
+    copies = [str(r) * 4 for r in rows]
+    return len(sorted(copies))
+
+
+def test_memory_cap_kills_the_mirror_and_the_caller_continues() -> None:
+    shadow = preview(hog, (list(range(1000)), 0.3), sample_fraction=0.5, fractions=[0.5], memory_cap="64MiB", **NOT_NICED)
+    assert isinstance(shadow, ResourceShadow)
+    assert shadow.outcome == "memory_cap"
+    assert "memory cap" in shadow.error or "MemoryError" in shadow.error
+    assert shadow.predicted_peak_rss_bytes is None
+    assert shadow.cost_peak_rss_bytes < 64 * MIB + 200 * MIB  # killed long before the 150 MiB it wanted
+    # the same call under a generous cap succeeds: the cap, not the call, killed it
+    ok = preview(hog, (list(range(1000)), 0.3), fractions=[0.5], memory_cap="512MiB", **NOT_NICED)
+    assert ok.outcome == "ok"
+    assert ok.measured_peak_rss_increase_bytes == pytest.approx(150 * MIB, rel=0.15)
+
+
+def test_watchdog_alone_kills_a_slow_grower() -> None:
+    result = run_sandboxed(f"{__name__}:grow_slowly", (), memory_cap=48 * MIB, timeout=20)
+    assert result.outcome == "memory_cap"
+    assert "watchdog" in result.enforcement
+
+
+def grow_slowly() -> None:
+    """Grow 8 MiB at a time, for the watchdog."""
+    blocks = []
+    for _ in range(40):
+        blocks.append(bytearray(8 * MIB))
+        time.sleep(0.05)
+
+
+def test_timeout_kills_the_mirror() -> None:
+    started = time.monotonic()
+    shadow = preview(sleeper, (list(range(10)), 30.0), fractions=[0.5], timeout=1.0)
+    assert shadow.outcome == "timeout"
+    assert "timeout" in shadow.error
+    assert time.monotonic() - started < 10
+
+
+def test_a_raising_mirror_is_reported_not_propagated() -> None:
+    shadow = preview(raiser, (list(range(100)),))
+    assert shadow.outcome == "error"
+    assert shadow.error.startswith("RuntimeError: bad row")
+
+
+def test_is_mirror_and_scratch_dir(tmp_path) -> None:
+    assert mirrorscale.is_mirror() is False and mirrorscale.scratch_dir() is None
+    report = tmp_path / "report.json"
+    shadow = preview(reporter, (list(range(100)), str(report)), fractions=[0.1])
+    assert shadow.outcome == "ok", shadow.error
+    info = json.loads(report.read_text())
+    assert info["is_mirror"] is True
+    assert info["cwd"] == info["scratch"] and info["relative_exists"]
+    assert info["rows"] == 10
+    assert not Path(info["scratch"]).exists()  # a temporary scratch dir is removed afterwards
+    assert not (Path.cwd() / "relative-output.txt").exists()
+
+
+def test_preview_extrapolates_a_linear_task() -> None:
+    rows = list(range(400_000))
+    shadow = preview(linear, (rows,), sample_fraction=0.1, **NOT_NICED)
+    assert shadow.outcome == "ok", shadow.error
+    assert shadow.sample_fraction == 0.1 and shadow.full_input_bytes > shadow.sampled_input_bytes > 0
+    assert shadow.predicted_peak_rss_low <= shadow.predicted_peak_rss_bytes <= shadow.predicted_peak_rss_high
+    assert shadow.predicted_peak_rss_bytes > 3 * shadow.measured_peak_rss_increase_bytes
+    evidence = json.loads(shadow.evidence)
+    assert evidence["summary"].startswith("dominated by mirror")
+    assert [m["fraction"] for m in evidence["mirrors"]] == [0.04, 0.1]
+
+
+def test_policy_decides_whether_a_task_is_mirrored() -> None:
+    assert mirror_task(linear, (list(range(100)),), policy=TaskPolicy(mirror=False)) is None
+    shadow = mirror_task(linear, (list(range(1000)),), policy=TaskPolicy(mirror=True, sample_fraction=0.2),
+                         **NOT_NICED)
+    assert shadow is not None and shadow.sample_fraction == 0.2
+
+
+def test_local_functions_are_refused() -> None:
+    from mirrorscale.mirror import MirrorError
+
+    with pytest.raises(MirrorError):
+        preview(lambda rows: None, ([1, 2],))
+
+
+def test_preview_cli_json(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from mirrorscale.cli import _load_commands, app
+
+    _load_commands()
+    monkeypatch.chdir(tmp_path)
+    args = ["preview", f"{__name__}:linear", "--arg", json.dumps(list(range(20000))), "--sample-fraction", "0.1",
+            "--niceness", "0", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["outcome"] == "ok" and payload["sample_fraction"] == 0.1
+    assert payload["predicted_peak_rss_bytes"] > 0
+    assert payload["evidence"]["summary"].startswith("dominated by mirror")
+    failing = CliRunner().invoke(app, ["preview", f"{__name__}:raiser", "--arg", "[1, 2, 3]", "--niceness", "0", "--json"])
+    assert failing.exit_code == 3 and json.loads(failing.stdout)["outcome"] == "error"
