@@ -25,7 +25,7 @@ Nothing here may raise: a feature that cannot be read is left out.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +34,8 @@ __all__ = ["estimate_size", "task_features", "input_size", "policy_features"]
 _MAX_ITEMS = 256
 """Container elements walked per container; the rest is extrapolated from them."""
 _MAX_DEPTH = 6
+_LAZY_ITEMS = 4
+"""Items read from a lazy sequence (each may be a round trip to the API server)."""
 
 
 def estimate_size(value: Any, *, _depth: int = 0) -> int:
@@ -74,6 +76,10 @@ def _estimate(value: Any, depth: int) -> int:
         items = list(_head(value))
         walked = sum(_estimate(v, depth + 1) for v in items)
         return _extrapolate(walked, len(items), len(value))
+    if isinstance(value, Sequence):  # e.g. Airflow's lazy XCom sequence: every item is a fetch
+        total = len(value)
+        items = [value[i] for i in range(min(total, _LAZY_ITEMS))]
+        return _extrapolate(sum(_estimate(v, depth + 1) for v in items), len(items), total)
     return sys.getsizeof(value)
 
 
@@ -102,12 +108,12 @@ def _xcom_positions(original: Any) -> tuple[set[int] | None, set[str]]:
     if original is None:
         return set(), set()
     keys: set[str] = set()
-    expand_input = getattr(original, "expand_input", None)
-    mapped = getattr(expand_input, "value", None)
-    if isinstance(mapped, Mapping):  # mapped task: expand(x=upstream()) / expand_kwargs(...)
-        keys |= {str(k) for k, v in mapped.items() if _is_xcom_ref(v)}
-    elif mapped is not None and _is_xcom_ref(mapped):
-        return None, {"*"}
+    for attr in ("op_kwargs_expand_input", "expand_input"):  # mapped: @task / classic operator
+        mapped = getattr(getattr(original, attr, None), "value", None)
+        if isinstance(mapped, Mapping):  # expand(x=upstream())
+            keys |= {str(k) for k, v in mapped.items() if _is_xcom_ref(v)}
+        elif mapped is not None and _is_xcom_ref(mapped):  # expand_kwargs(upstream())
+            return None, {"*"}
     partial = getattr(original, "partial_kwargs", None) or {}
     args = getattr(original, "op_args", None) or partial.get("op_args") or ()
     kwargs = getattr(original, "op_kwargs", None) or partial.get("op_kwargs") or {}

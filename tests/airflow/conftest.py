@@ -1,0 +1,86 @@
+"""Airflow test session: one throwaway ``AIRFLOW_HOME`` with a migrated SQLite metadata DB.
+
+Runs in the Airflow venv (``.venvs/airflow``); skipped elsewhere. The session
+sets ``AIRFLOW_HOME``, points the DAGs folder at ``dags_examples/airflow`` and
+the history store at a fresh SQLite file, runs ``airflow db migrate`` once
+(~20 s) and hands tests :func:`run_cli` to call ``airflow`` / ``mirrorscale``
+as subprocesses of this venv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("airflow", reason="tests/airflow run in the Airflow venv (scripts/make_env.sh airflow)")
+
+ROOT = Path(__file__).resolve().parents[2]
+DAGS = ROOT / "dags_examples" / "airflow"
+BIN = Path(sys.executable).parent
+
+POLICY_TOML = """
+[tasks."ms_etl_daily.*"]
+features = ["base_rows"]
+[tasks."ms_fanout_memory.crunch"]
+features = ["mb"]
+"""
+
+
+@dataclass
+class AirflowEnv:
+    """The session's Airflow home and the environment its subprocesses run with."""
+
+    home: Path
+    env: dict[str, str]
+    store_url: str
+
+    def run(self, *args: str, timeout: float = 240, extra_env: dict[str, str] | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``airflow ...`` or ``mirrorscale ...`` (the first arg) from this venv."""
+        env = {**self.env, **(extra_env or {})}
+        started = time.monotonic()
+        proc = subprocess.run([str(BIN / args[0]), *args[1:]], env=env, cwd=self.home, text=True,
+                              capture_output=True, timeout=timeout)
+        proc.seconds = time.monotonic() - started  # type: ignore[attr-defined]
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-6000:]}"
+                                 f"\n--- stderr\n{proc.stderr[-6000:]}")
+        return proc
+
+    def traces(self, store_url: str | None = None) -> list[dict]:
+        """Every trace in the store, via ``mirrorscale history --json``."""
+        extra = {"MIRRORSCALE_DATABASE_URL": store_url} if store_url else None
+        out = self.run("mirrorscale", "history", "--json", "--limit", "500", extra_env=extra).stdout
+        return json.loads(out)["traces"]
+
+
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowEnv]:
+    """A migrated Airflow home shared by the whole session."""
+    home = tmp_path_factory.mktemp("airflow_home")
+    (home / "mirrorscale.toml").write_text(POLICY_TOML)
+    store_url = f"sqlite:///{home / 'mirrorscale.sqlite'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MIRRORSCALE"))}
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "MIRRORSCALE_DATABASE_URL": store_url,
+        "MIRRORSCALE_HOME": str(home / "mirrorscale"),
+        "MIRRORSCALE_POLICY_FILE": str(home / "mirrorscale.toml"),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONWARNINGS": "ignore",
+    })
+    af = AirflowEnv(home=home, env=env, store_url=store_url)
+    af.run("airflow", "db", "migrate", timeout=300)
+    yield af
