@@ -18,6 +18,11 @@ process pool         the rise of the worker process's RSS above its level when t
 Dask                 like the thread pool, per Dask worker process.
 ===================  ===========================================================
 
+In the flow process (thread pools) only the process itself is measured, not its
+children: they are the temporary Prefect API server, process-pool workers and the
+like, and their memory is not the task's (a subprocess the task starts itself is
+missed there). In a worker process the whole process tree is measured.
+
 The process's full peak and its baseline are kept in the features
 (``process_peak_rss_bytes``, ``rss_baseline_bytes``); the stored time series is
 relative to the baseline as well. A failure to measure or to store never changes
@@ -134,7 +139,8 @@ class _Attempt:
                 attempt.overlap = max(attempt.overlap, len(_ACTIVE))
         self.monitor: ProcessMonitor | None = None
         try:
-            self.monitor = ProcessMonitor(interval=spec.interval).start()
+            in_worker = os.getpid() != spec.submit_pid  # the flow process's children are not ours
+            self.monitor = ProcessMonitor(interval=spec.interval, include_children=in_worker).start()
         except Exception as exc:  # noqa: BLE001
             warn_once(f"monitor:{exc!r}", "mirrorscale: cannot measure task %s: %r", spec.task_name, exc)
 

@@ -99,6 +99,24 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
         self._forecasts: dict[str, int | None] = {}  # task name -> naive forecast (bytes)
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Flows (and with them this runner) are cloudpickled into process-pool workers
+        # and subprocess flow runs: keep the configuration, drop the per-run state.
+        keep = ("inner", "store_url", "policy_file", "artifacts", "interval", "logger", "_started")
+        return {key: self.__dict__[key] for key in keep if key in self.__dict__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PredictiveTaskRunner):
+            return NotImplemented
+        mine = (self.inner, self.store_url, self.policy_file, self.artifacts, self.interval)
+        return mine == (other.inner, other.store_url, other.policy_file, other.artifacts, other.interval)
+
+    __hash__ = object.__hash__
+
     @property
     def name(self) -> str:
         """``predictive`` (the inner runner's name is in :attr:`inner`)."""
