@@ -58,28 +58,47 @@ def fit_loglinear(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, f
     return my - b * mx, b
 
 
-def predict_level(history: History, input_size: float | None, w: np.ndarray) -> float:
-    """Weighted geometric mean of earlier usages."""
-    return math.exp(float(w @ np.log(history.usage) / w.sum()))
+def predict_level(history: History, input_size: float | None, w: np.ndarray) -> tuple[float, float]:
+    """Weighted geometric mean of earlier usages (leverage 1: the input size is ignored)."""
+    return math.exp(float(w @ np.log(history.usage) / w.sum())), 1.0
 
 
-def predict_size(history: History, input_size: float | None, w: np.ndarray) -> float:
-    """Log-log weighted regression of usage on input size, evaluated at ``input_size``."""
-    a, b = fit_loglinear(log_size(history.input_size), np.log(history.usage), w)
-    return math.exp(a + b * float(log_size(input_size if input_size is not None else np.nan)))
+def predict_size(history: History, input_size: float | None, w: np.ndarray) -> tuple[float, float]:
+    """Log-log weighted regression of usage on input size at ``input_size``, and its leverage.
+
+    The leverage factor ``sqrt((1 + 1/n + (x - mean)^2 / Sxx) / (1 + 2/n))``
+    (at least 1) widens the bound when ``x`` lies outside the sizes seen: the
+    residuals the bound learned from were made near the middle of the data.
+    """
+    x = log_size(history.input_size)
+    a, b = fit_loglinear(x, np.log(history.usage), w)
+    at = float(log_size(input_size if input_size is not None else np.nan))
+    if len(x):  # extrapolate only towards more memory: beyond the sizes seen, hold the edge's prediction
+        at = max(at, float(x.min())) if b > 0 else min(at, float(x.max()))
+    return math.exp(a + b * at), _leverage(x, w, at)
 
 
-def predict_nearest(history: History, input_size: float | None, w: np.ndarray) -> float:
-    """Median usage of the ``max(3, sqrt(n))`` runs whose input size is nearest."""
+def _leverage(x: np.ndarray, w: np.ndarray, at: float) -> float:
+    sw = w.sum()
+    mx = float(w @ x / sw)
+    sxx = float(w @ ((x - mx) ** 2))
+    n = len(x)
+    if sxx <= 1e-12 * max(sw, 1.0):
+        return 1.0
+    return max(1.0, math.sqrt((1.0 + 1.0 / n + (at - mx) ** 2 * sw / sxx / n) / (1.0 + 2.0 / n)))
+
+
+def predict_nearest(history: History, input_size: float | None, w: np.ndarray) -> tuple[float, float]:
+    """Median usage of the ``max(3, sqrt(n))`` runs whose input size is nearest (leverage 1)."""
     n = len(history)
     k = min(n, max(3, int(math.sqrt(n))))
     distance = np.abs(log_size(history.input_size) - log_size(input_size if input_size is not None else np.nan))
     nearest = np.argpartition(distance, k - 1)[:k] if k < n else np.arange(n)
-    return float(np.median(history.usage[nearest]))
+    return float(np.median(history.usage[nearest])), 1.0
 
 
 POINT_MODELS = {"level": predict_level, "size": predict_size, "nearest": predict_nearest}
-"""Name -> point model ``f(history, input_size, weights) -> bytes``."""
+"""Name -> point model ``f(history, input_size, weights) -> (bytes, leverage)``."""
 
 
 def cost_optimal_margin(ratios: np.ndarray, scale: np.ndarray, weights: np.ndarray,
@@ -102,65 +121,3 @@ def cost_optimal_margin(ratios: np.ndarray, scale: np.ndarray, weights: np.ndarr
     retry = float(r[-1]) if retry_ratio is None else retry_ratio
     cost = r * total + (retry + failure_cost) * above
     return float(r[int(np.argmin(cost))])
-
-
-class MarginModel:
-    """One point model plus its online cost-optimal margin, for one task.
-
-    ``observe`` first scores the model's out-of-sample prediction for the new
-    run (its ratio and the allocation it would have made), then the caller adds
-    the run to the shared history. ``score`` keeps a decayed sum of the
-    wastage those allocations would have caused, which the selector compares.
-    """
-
-    def __init__(self, name: str, *, min_ratios: int = 3, half_life: float | None = DEFAULT_HALF_LIFE,
-                 failure_cost: float = 0.0) -> None:
-        self.name = name
-        self.predict_raw = POINT_MODELS[name]
-        self.min_ratios = min_ratios
-        self.half_life = half_life
-        self.failure_cost = failure_cost
-        self._ratios: list[float] = []
-        self._scale: list[float] = []
-        self.score = 0.0
-        self.scored = 0
-
-    def ready(self) -> bool:
-        """Whether enough out-of-sample ratios are known to choose a margin."""
-        return len(self._ratios) >= self.min_ratios
-
-    def raw(self, history: History, input_size: float | None) -> float:
-        """The point prediction for a run of ``input_size``."""
-        return self.predict_raw(history, input_size, decay_weights(len(history), self.half_life))
-
-    def margin(self) -> float:
-        """The current cost-optimal margin (1.0 before any ratio is known)."""
-        if not self._ratios:
-            return 1.0
-        ratios = np.asarray(self._ratios)
-        return cost_optimal_margin(ratios, np.asarray(self._scale), decay_weights(len(ratios), self.half_life),
-                                   failure_cost=self.failure_cost)
-
-    def max_ratio(self) -> float:
-        """The largest ratio usage / prediction seen (where retries go)."""
-        return max(self._ratios) if self._ratios else 1.0
-
-    def allocation(self, history: History, input_size: float | None) -> float:
-        """Margin x point prediction."""
-        return self.margin() * self.raw(history, input_size)
-
-    def observe(self, history: History, run, retry_growth: float = 1.25) -> None:
-        """Score this model on ``run`` (before the run joins ``history``)."""
-        if len(history) == 0:
-            return
-        raw = self.raw(history, run.input_size)
-        if self.ready():
-            allocation = self.margin() * raw
-            retry = self.max_ratio() * raw
-            retry = retry if retry > 1.01 * allocation else retry_growth * allocation
-            wasted = allocation - run.usage if allocation >= run.usage else allocation + retry - run.usage
-            decay = math.exp2(-1.0 / self.half_life) if self.half_life else 1.0
-            self.score = self.score * decay + wasted * run.runtime_ms
-            self.scored += 1
-        self._ratios.append(run.usage / raw)
-        self._scale.append(raw * run.runtime_ms)

@@ -1,59 +1,109 @@
 """The online selector (method ``mirrorscale``), in the spirit of Sizey.
 
-For each task it keeps several point models with their own cost-optimal
-margins (:mod:`mirrorscale.predictors.quantile`) and, before every run, picks
-the one whose allocations would have wasted least on the task's recent runs,
-counting a failed attempt at its full cost (the failed allocation plus the
-retry). Stages, each small:
+For each task it keeps several point models (:mod:`~mirrorscale.predictors.quantile`),
+each with an online upper prediction bound on its own out-of-sample errors
+(:mod:`~mirrorscale.predictors.bounds`), and before every run it picks the one
+whose allocations would have cost least on the task's recent runs, a failed
+attempt counted at its full price. Stages, each small:
 
 ==============  =============================================================
 stage           what it does (numeric effect on an example)
 ==============  =============================================================
-cold start      0 runs: the workflow's request (e.g. 8 GB); 1..3 runs: the
-                largest usage seen (e.g. 1.0 GB)
-select          the model with the least decayed hypothetical wastage
-margin          cost-optimal ratio usage/prediction of that model (ratios
-                0.95..1.08, failures priced in -> 1.08 x 1.0 GB = 1.08 GB)
-confidence      x (1 + confidence / n), n = runs known (0.5, 5 runs: x 1.10)
+cold start      0 runs: the workflow's request (e.g. 8 GB); until a model
+                has ``min_residuals`` out-of-sample errors (3 runs): the
+                largest usage x (1 + 0.5 / n), VPA's confidence scaling
+                (1.0 GB, 2 runs -> 1.25 GB)
+select          the model with the least decayed hypothetical cost
+bound           prediction x exp(upper bound on its log error at miscoverage
+                ``min(alpha, 1 / (n + 1)^2)``, :mod:`~.bounds`): upside
+                excess 2 %, 30 runs -> x 1.10
+drift           after a new largest error of the chosen model, the bound is
+                at least that error for ``drift_runs`` runs
 floor, cap      at least ``floor`` (250 MiB, VPA's minimum), at most the
-                request, which every run fitted in (9 GB, request 8 GB -> 8 GB)
-retry           not 2x: largest ratio seen x prediction x confidence (failed
-                at 1.1 GB, largest ratio 1.3 -> 1.3 GB, not 2.2 GB); above
-                every ratio seen: x 1.25, x 1.25^2, ...; capped by the request
-                while that is larger than the failed attempt
+                request, which every run of the workflow fitted in
+retry           not 2x: the largest error seen, widened by (1 + failures)
+                upside spreads (1.1 GB failed, largest ratio 1.15, spread
+                2 % -> ~1.2 GB); capped by the request while that is larger
 ==============  =============================================================
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
-from mirrorscale.predictors.quantile import DEFAULT_HALF_LIFE, MarginModel
+from mirrorscale.predictors.bounds import DEFAULT_PRIOR_EXCESS, DEFAULT_WINDOW, ResidualBound
+from mirrorscale.predictors.quantile import DEFAULT_HALF_LIFE, POINT_MODELS, decay_weights
 from mirrorscale.predictors.sizing import MIB, History, Run, request_or_fallback
 
 DEFAULT_MODELS = ("level", "size", "nearest")
+DEFAULT_ALPHA = 0.01
+"""Target probability that a run exceeds its allocation (one failed attempt per 100 runs)."""
+
+
+class Expert:
+    """One point model with the bound on its own errors and its hypothetical cost, for one task.
+
+    ``observe`` scores the model's out-of-sample prediction for a finished run
+    (before the run joins the shared history): the log error joins the bound,
+    and the cost its allocation would have had joins a decayed score.
+    """
+
+    def __init__(self, name: str, *, half_life: float | None = DEFAULT_HALF_LIFE,
+                 prior_excess: float = DEFAULT_PRIOR_EXCESS, window: int = DEFAULT_WINDOW) -> None:
+        self.name = name
+        self.predict_raw = POINT_MODELS[name]
+        self.half_life = half_life
+        self.errors = ResidualBound(window=window, prior_excess=prior_excess)
+        self.score = 0.0
+        self._decay = math.exp2(-1.0 / half_life) if half_life else 1.0
+
+    def raw(self, history: History, input_size: float | None) -> tuple[float, float]:
+        """The point prediction for a run of ``input_size`` and its leverage factor."""
+        return self.predict_raw(history, input_size, decay_weights(len(history), self.half_life))
+
+    def log_margin(self, alpha: float, leverage: float = 1.0) -> float:
+        """log(allocation / prediction) at miscoverage ``alpha``."""
+        return self.errors.bound(alpha, leverage)
+
+    def observe(self, history: History, run, alpha: float, min_residuals: int) -> None:
+        """Score this model on ``run`` (before the run joins ``history``)."""
+        if len(history) == 0:
+            return
+        raw, leverage = self.raw(history, run.input_size)
+        if self.errors.n >= min_residuals:
+            allocation = raw * math.exp(self.log_margin(alpha, leverage))
+            if allocation >= run.usage:
+                cost = allocation - run.usage
+            else:  # the failed attempt, then a retry that fits with the usual slack
+                cost = allocation + (allocation - run.usage * (1.0 - math.expm1(self.errors.spread)))
+            self.score = self.score * self._decay + cost * run.runtime_ms
+        self.errors.add(math.log(run.usage / raw))
 
 
 class SelectorSizer:
-    """Per-task online selector over cost-optimal margin models (see module docs)."""
+    """Per-task online selector over bounded point models (see the module table)."""
 
-    def __init__(self, *, models: Sequence[str] = DEFAULT_MODELS, min_ratios: int = 3,
-                 half_life: float | None = DEFAULT_HALF_LIFE, failure_cost: float = 0.0,
-                 trust_request: bool = True, floor: float = 250 * MIB, confidence: float = 0.5,
-                 retry_growth: float = 1.25) -> None:
+    def __init__(self, *, models: Sequence[str] = DEFAULT_MODELS, alpha: float = DEFAULT_ALPHA,
+                 min_residuals: int = 2, half_life: float | None = DEFAULT_HALF_LIFE,
+                 prior_excess: float = DEFAULT_PRIOR_EXCESS, window: int = DEFAULT_WINDOW, drift_runs: int = 5,
+                 trust_request: bool = True, floor: float = 250 * MIB, confidence: float = 0.5) -> None:
         self.models = tuple(models)
-        self.min_ratios = min_ratios
+        self.alpha = alpha
+        self.min_residuals = min_residuals
         self.half_life = half_life
-        self.failure_cost = failure_cost
+        self.prior_excess = prior_excess
+        self.window = window
+        self.drift_runs = drift_runs
         self.trust_request = trust_request
         self.floor = floor
         self.confidence = confidence
-        self.retry_growth = retry_growth
         self.history = History()
-        self.experts = [MarginModel(name, min_ratios=min_ratios, half_life=half_life,
-                                    failure_cost=failure_cost) for name in self.models]
-        self.chosen: MarginModel | None = None
+        self.experts = [Expert(name, half_life=half_life, prior_excess=prior_excess, window=window)
+                        for name in self.models]
+        self.chosen: Expert | None = None
         self.reason = "no runs yet: the workflow's request"
+        self._since_jump = drift_runs
 
     def _cap(self, run: Run, allocation: float, above: float = 0.0) -> float:
         allocation = max(allocation, self.floor)
@@ -62,47 +112,59 @@ class SelectorSizer:
             allocation = min(allocation, float(request))
         return allocation
 
-    def best(self) -> MarginModel | None:
-        """The ready model with the least recent hypothetical wastage (None in cold start)."""
-        ready = [e for e in self.experts if e.ready()]
+    def best(self) -> Expert | None:
+        """The ready model with the least recent hypothetical cost (None in cold start)."""
+        ready = [e for e in self.experts if e.errors.n >= self.min_residuals]
         return min(ready, key=lambda e: e.score) if ready else None
 
+    def _log_margin(self, expert: Expert, alpha: float, leverage: float) -> float:
+        margin = expert.log_margin(alpha, leverage)
+        if self._since_jump < self.drift_runs:
+            margin = max(margin, expert.errors.max_seen)
+        return margin
+
+    def miscoverage(self) -> float:
+        """Target failure probability of the next run: ``min(alpha, 1 / (n + 1)^2)``.
+
+        Shrinking with the runs known ``n`` keeps a task's expected failed
+        attempts over its whole life bounded (sum of 1/(n+1)^2 for n >= 3 is
+        0.28), instead of growing with every run as a fixed rate would.
+        """
+        return min(self.alpha, 1.0 / (len(self.history) + 1) ** 2)
+
     def allocate(self, run: Run) -> float:
-        """Bytes for ``run``: cold start, else the best model's margin x prediction, capped."""
-        n = len(self.history)
+        """Bytes for ``run``: the request in cold start, else the best model's bound, capped."""
         self.chosen = self.best()
-        if n == 0:
-            self.reason = "no runs yet: the workflow's request"
-            return request_or_fallback(run)
-        return self._cap(run, self._estimate(run) * self._confidence_factor())
-
-    def _confidence_factor(self) -> float:
-        """VPA-style confidence scaling: ``1 + confidence / n`` for ``n`` known runs."""
-        return 1.0 + self.confidence / max(len(self.history), 1)
-
-    def _estimate(self, run: Run) -> float:
         if self.chosen is None:
-            self.reason = f"{len(self.history)} run(s): max seen"
-            return float(self.history.usage.max())
-        margin = self.chosen.margin()
-        self.reason = f"model {self.chosen.name} x margin {margin:.3f}"
-        return margin * self.chosen.raw(self.history, run.input_size)
+            if len(self.history):
+                n = len(self.history)
+                self.reason = f"{n} run(s) known: max seen x (1 + {self.confidence:g} / {n})"
+                return self._cap(run, float(self.history.usage.max()) * (1.0 + self.confidence / n))
+            self.reason = f"{len(self.history)} run(s) known: the workflow's request"
+            return request_or_fallback(run)
+        raw, leverage = self.chosen.raw(self.history, run.input_size)
+        alpha = self.miscoverage()
+        margin = self._log_margin(self.chosen, alpha, leverage)
+        self.reason = f"model {self.chosen.name} x {math.exp(margin):.3f} (alpha {alpha:.2g})"
+        return self._cap(run, raw * math.exp(margin))
 
     def retry(self, run: Run, failed: float, failures: int) -> float:
-        """After a failure: the largest seen ratio x prediction, else grow geometrically; capped by the request."""
-        target = failed * self.retry_growth**failures
-        if len(self.history):
-            if self.chosen is not None:
-                candidate = self.chosen.max_ratio() * self.chosen.raw(self.history, run.input_size)
-            else:
-                candidate = float(self.history.usage.max())
-            candidate *= self._confidence_factor()
-            if candidate > failed * 1.01:
-                target = candidate
+        """After a failure: the largest error seen, widened per failure; capped by the request."""
+        target = 2.0 * failed
+        if self.chosen is not None:
+            raw, leverage = self.chosen.raw(self.history, run.input_size)
+            widen = (1.0 + failures) * max(self.chosen.errors.spread, 0.01) * leverage
+            target = max(raw * math.exp(self.chosen.errors.max_seen + widen), failed * math.exp(widen))
+        elif len(self.history):
+            target = max(target / 2.0 * 1.25, float(self.history.usage.max()) * 1.25)
         return self._cap(run, target, above=failed)
 
     def observe(self, run: Run) -> None:
-        """Score every model on ``run``, then add it to the history."""
+        """Score every model on ``run``, note a jump (a new largest error), then add it to the history."""
+        jumps = False
         for expert in self.experts:
-            expert.observe(self.history, run, self.retry_growth)
+            before = expert.errors.max_seen
+            expert.observe(self.history, run, self.miscoverage(), self.min_residuals)
+            jumps |= expert is self.chosen and expert.errors.n > self.min_residuals and expert.errors.last > before
+        self._since_jump = 0 if jumps else self._since_jump + 1
         self.history.append(run)

@@ -69,3 +69,36 @@ def test_vpa_histogram_and_oom_bump():
     assert oom_bump(100 * MIB) == pytest.approx(200 * MIB)
     sizer = VPASizer()
     assert sizer.retry(_run(2 * GB), 1 * GB, 1) == pytest.approx(1.2 * GB)
+
+
+def test_residual_bound_ignores_downward_outliers_and_tightens_with_runs():
+    from mirrorscale.predictors.bounds import ResidualBound
+
+    rng = np.random.default_rng(1)
+    clean, spiky = ResidualBound(), ResidualBound()
+    for error in rng.normal(0, 0.02, 100):
+        clean.add(error)
+        spiky.add(error)
+    for _ in range(5):
+        spiky.add(-2.3)  # five runs that used a tenth of the prediction: no risk of failing
+    assert spiky.bound(0.01) == pytest.approx(clean.bound(0.01), rel=0.25)
+    few = ResidualBound()
+    for error in rng.normal(0, 0.02, 4):
+        few.add(error)
+    assert few.bound(0.01) > clean.bound(0.01)  # fewer errors: a wider Student-t bound
+
+
+def test_miscoverage_shrinks_so_lifetime_failures_stay_bounded():
+    sizer = SelectorSizer(alpha=0.01)
+    for usage in np.linspace(0.9, 1.1, 30) * GB:
+        sizer.observe(_run(usage))
+    assert sizer.miscoverage() == pytest.approx(1 / 31**2)
+    assert sum(1 / (n + 1) ** 2 for n in range(3, 10_000)) < 0.3
+
+
+def test_size_model_does_not_extrapolate_below_the_smallest_input():
+    sizer = SelectorSizer(models=("size",))
+    for size in np.linspace(4e9, 5e9, 30):
+        sizer.observe(_run(5 * GB + size, size, request=64 * GB))
+    far_below = sizer.allocate(_run(0, 1e8, request=64 * GB))
+    assert far_below >= 9 * GB  # the usage of the smallest input seen, not a log-log extrapolation
