@@ -25,20 +25,56 @@ def _run_with_progress(function, tasks, methods, show: bool):
         return function(tasks, methods, lambda done: progress.advance(bar, done))
 
 
+def _load(traces: list[Path], usage: str, from_store: bool, pipeline: str | None, default_request: str | None):
+    """Replay records from the trace files, or from the store; exits with a clear message when there are none."""
+    from mirrorscale.replay.records import load_nextflow_traces
+
+    if from_store == bool(traces):
+        raise fail("give trace files or --from-store (not both)")
+    if not from_store:
+        try:
+            loaded = load_nextflow_traces(traces, usage)
+        except TraceFormatError as exc:
+            raise fail(str(exc)) from None
+        if not loaded.tasks:
+            raise fail("no COMPLETED runs with usage and runtime in " + ", ".join(map(str, traces)))
+        return loaded
+    from mirrorscale.policy import parse_byte_size
+    from mirrorscale.replay.store import from_store as load_from_store
+    from mirrorscale.store.history import HistoryStore
+
+    try:
+        request = None if default_request is None else float(parse_byte_size(default_request))
+    except ValueError as exc:
+        raise fail(f"--default-request: {exc}") from None
+    store = HistoryStore.open()
+    try:
+        loaded = load_from_store(store, pipeline=pipeline, default_request=request, usage=usage)
+    finally:
+        store.close()
+    if not loaded.tasks:
+        raise fail("the store has no successful runs with a peak and a wall time"
+                   + (f" for pipeline {pipeline!r}" if pipeline else ""))
+    return loaded
+
+
 @app.command("replay")
 def replay(
-    traces: list[Path] = typer.Argument(..., help="Nextflow trace files (CSV or TSV)."),
+    traces: Optional[list[Path]] = typer.Argument(None, help="Nextflow trace files (CSV or TSV)."),
     protocol: str = typer.Option("chronological", "--protocol", "-p",
                                  help="chronological (submit order, peak_rss) or sizey (the Sizey paper's harness)."),
     method: Optional[list[str]] = typer.Option(None, "--method", "-m",
                                                help="Method to score (repeatable); default: all."),
     as_json: bool = typer.Option(False, "--json", help="Print only the results as JSON on stdout."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write cumulative wastage per method to this PNG."),
+    from_store: bool = typer.Option(False, "--from-store", help="Replay successful runs from the history store."),
+    pipeline: Optional[str] = typer.Option(None, "--pipeline", help="With --from-store: only this pipeline."),
+    default_request: Optional[str] = typer.Option(
+        None, "--default-request", help="With --from-store: request for runs that recorded none (e.g. 4GiB)."),
 ) -> None:
     """Replay traces without running anything; report wastage (GB·h), failed attempts and MAQ per method."""
     from mirrorscale.predictors.methods import get_methods
     from mirrorscale.replay.protocols import PROTOCOLS, USAGE_COLUMN
-    from mirrorscale.replay.records import load_nextflow_traces
     from mirrorscale.replay.report import json_payload, plot_cumulative, relative_to, result_rows
 
     if protocol not in PROTOCOLS:
@@ -47,12 +83,7 @@ def replay(
         methods = get_methods(method)
     except KeyError as exc:
         raise fail(exc.args[0]) from None
-    try:
-        loaded = load_nextflow_traces(traces, USAGE_COLUMN[protocol])
-    except TraceFormatError as exc:
-        raise fail(str(exc)) from None
-    if not loaded.tasks:
-        raise fail("no COMPLETED runs with usage and runtime in " + ", ".join(map(str, traces)))
+    loaded = _load(traces or [], USAGE_COLUMN[protocol], from_store, pipeline, default_request)
     show = not as_json and len(loaded.tasks) * len(methods) >= PROGRESS_THRESHOLD
     tallies = _run_with_progress(PROTOCOLS[protocol], loaded.tasks, methods, show)
     if plot is not None:
