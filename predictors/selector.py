@@ -155,6 +155,7 @@ class SelectorSizer:
             raw, leverage = self.chosen.raw(self.history, run.input_size)
             widen = (1.0 + failures) * max(self.chosen.errors.spread, 0.01) * leverage
             target = max(raw * math.exp(self.chosen.errors.max_seen + widen), failed * math.exp(widen))
+            target = min(target, 2.0 * failed)  # never a bigger step than doubling
         elif len(self.history):
             target = max(target / 2.0 * 1.25, float(self.history.usage.max()) * 1.25)
         return self._cap(run, target, above=failed)
