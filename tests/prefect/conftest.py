@@ -32,6 +32,10 @@ os.environ.update({
     "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{SESSION_DIR / 'prefect.db'}",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_LOGGING_TO_API_ENABLED": "false",
+    "PREFECT_SERVER_UI_ENABLED": "false",
+    **{f"PREFECT_SERVER_SERVICES_{name}_ENABLED": "false"  # background loops the tests do not need
+       for name in ("SCHEDULER", "LATE_RUNS", "FOREMAN", "PAUSE_EXPIRATIONS", "CANCELLATION_CLEANUP",
+                    "TRIGGERS", "EVENT_LOGGER", "REPOSSESSOR", "CLEANUP_RECONCILER")},
     "MIRRORSCALE_DATABASE_URL": STORE_URL,
     "MIRRORSCALE_HOME": str(SESSION_DIR / "mirrorscale-home"),
 })
