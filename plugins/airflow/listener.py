@@ -210,19 +210,22 @@ def _write_bounded(write: Any) -> None:
         raise errors[0]
 
 
-_STORE: Any = None
+_STORES: dict[str, Any] = {}
 _STORE_LOCK = threading.Lock()
 
 
 def _store() -> Any:
-    """One :class:`HistoryStore` per process (schema checked once)."""
-    global _STORE
+    """One :class:`HistoryStore` per store URL and process (the schema is checked once)."""
+    from mirrorscale import config
+
+    url = config.database_url()
     with _STORE_LOCK:
-        if _STORE is None:
+        store = _STORES.get(url)
+        if store is None:
             from mirrorscale.store.history import HistoryStore
 
-            _STORE = HistoryStore.open()
-        return _STORE
+            store = _STORES[url] = HistoryStore.open(url)
+        return store
 
 
 def _record(run: _Run, usage: Any, ended_at: datetime, outcome: str, branch: str | None) -> None:

@@ -3,7 +3,7 @@
 Runs in the Airflow venv (``.venvs/airflow``); skipped elsewhere. The session
 sets ``AIRFLOW_HOME``, points the DAGs folder at ``dags_examples/airflow`` and
 the history store at a fresh SQLite file, runs ``airflow db migrate`` once
-(~20 s) and hands tests :func:`run_cli` to call ``airflow`` / ``mirrorscale``
+(~20 s; later sessions copy a cached pristine result) and hands tests :func:`run_cli` to call ``airflow`` / ``mirrorscale``
 as subprocesses of this venv.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -63,7 +64,7 @@ class AirflowEnv:
 
 
 @pytest.fixture(scope="session")
-def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowEnv]:
+def airflow_env(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[AirflowEnv]:
     """A migrated Airflow home shared by the whole session."""
     home = tmp_path_factory.mktemp("airflow_home")
     (home / "mirrorscale.toml").write_text(POLICY_TOML)
@@ -82,5 +83,24 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowEnv
         "PYTHONWARNINGS": "ignore",
     })
     af = AirflowEnv(home=home, env=env, store_url=store_url)
-    af.run("airflow", "db", "migrate", timeout=300)
+    _migrated_metadata_db(af, request.config.cache)
     yield af
+
+
+def _migrated_metadata_db(af: AirflowEnv, cache: pytest.Cache) -> None:
+    """Put a migrated ``airflow.db`` into the home: a copy of a cached pristine one, else migrate.
+
+    ``airflow db migrate`` takes ~20 s; its result only depends on the Airflow
+    version, so a pristine copy is kept in pytest's cache (``.pytest_cache``).
+    """
+    import airflow
+
+    template = cache.mkdir("mirrorscale-airflow-db") / f"airflow-{airflow.__version__}.db"
+    target = af.home / "airflow.db"
+    if template.exists():
+        shutil.copyfile(template, target)
+        return
+    af.run("airflow", "db", "migrate", timeout=300)
+    tmp = template.with_suffix(f".{os.getpid()}.tmp")
+    shutil.copyfile(target, tmp)
+    tmp.replace(template)
