@@ -39,16 +39,19 @@ def _fastapi_apps() -> list[dict[str, Any]]:
 
 
 def _external_views() -> list[dict[str, Any]]:
-    """Links to the web app from the DAG and task-instance pages (only if the app is mounted)."""
-    try:
-        import mirrorscale.plugins.airflow.web  # noqa: F401
-    except ImportError:
+    """Links to the web app from Airflow's navigation, DAG, DAG-run and task-instance pages."""
+    import importlib.util
+
+    if importlib.util.find_spec("fastapi") is None:
         return []
+    pipeline = f"{URL_PREFIX}/pipelines/{{DAG_ID}}"
     return [
-        {"name": "mirrorscale", "href": f"{URL_PREFIX}/dags/{{DAG_ID}}", "destination": "dag",
-         "url_route": "mirrorscale_dag"},
-        {"name": "mirrorscale", "href": f"{URL_PREFIX}/dags/{{DAG_ID}}/tasks/{{TASK_ID}}",
-         "destination": "task_instance", "url_route": "mirrorscale_task"},
+        {"name": "mirrorscale", "href": f"{URL_PREFIX}/", "destination": "nav", "category": "browse",
+         "url_route": "mirrorscale"},
+        {"name": "mirrorscale", "href": pipeline, "destination": "dag", "url_route": "mirrorscale_dag"},
+        {"name": "mirrorscale", "href": pipeline, "destination": "dag_run", "url_route": "mirrorscale_dag_run"},
+        {"name": "mirrorscale", "href": f"{pipeline}/tasks/{{TASK_ID}}", "destination": "task_instance",
+         "url_route": "mirrorscale_task"},
     ]
 
 

@@ -1,0 +1,148 @@
+"""HTML of the web pages: small, self-contained, no template engine and no JavaScript.
+
+Every value is HTML-escaped; ``href`` builds links under the app's mount point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from html import escape
+from typing import Any
+from urllib.parse import quote
+
+from mirrorscale.policy import format_bytes
+from mirrorscale.store.history import TaskSummary
+from mirrorscale.store.models import ExecutionTrace, Task
+from mirrorscale.web.plots import PlotPoint, forecast_vs_actual_svg
+from mirrorscale.web.queries import TaskView
+
+__all__ = ["index_page", "pipeline_page", "task_page", "plot_points"]
+
+Href = Callable[[str], str]
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.2em;color:#222}
+table{border-collapse:collapse;margin:.6em 0;font-size:13px}
+th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left}
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.failed td{color:#b00}h1{font-size:20px}h2{font-size:16px;margin-top:1.4em}
+.muted{color:#777}a{color:#0a58ca}
+"""
+
+
+def _b(value: float | None) -> str:
+    return "" if value is None else format_bytes(int(value))
+
+
+def _n(value: float | None, digits: int = 2) -> str:
+    return "" if value is None else f"{value:,.{digits}f}"
+
+
+def _layout(title: str, body: str, crumbs: Sequence[tuple[str, str | None]] = ()) -> str:
+    nav = " / ".join(f'<a href="{escape(h)}">{escape(t)}</a>' if h else escape(t) for t, h in crumbs)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)} · mirrorscale</title>"
+            f"<style>{_STYLE}</style></head><body><nav class='muted'>{nav}</nav>"
+            f"<h1>{escape(title)}</h1>{body}</body></html>")
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, row_class: Sequence[str] | None = None,
+           numeric: Sequence[int] = (), table_id: str = "") -> str:
+    """``rows`` hold already-escaped HTML cells."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = []
+    for k, row in enumerate(rows):
+        cls = f' class="{row_class[k]}"' if row_class and row_class[k] else ""
+        cells = "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(row))
+        body.append(f"<tr{cls}>{cells}</tr>")
+    ident = f' id="{table_id}"' if table_id else ""
+    if not body:
+        return f"<p class='muted'{ident}>nothing recorded yet</p>"
+    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _task_link(href: Href, task: Task | TaskSummary) -> str:
+    path = f"/pipelines/{quote(task.pipeline_id, safe='')}/tasks/{quote(task.task_id, safe='')}"
+    return f'<a href="{escape(href(path))}">{escape(task.task_id)}</a>'
+
+
+def _summary_rows(href: Href, summaries: Sequence[TaskSummary], with_pipeline: bool) -> list[list[str]]:
+    rows = []
+    for s in summaries:
+        pipeline = f'<a href="{escape(href("/pipelines/" + quote(s.pipeline_id, safe="")))}">{escape(s.pipeline_id)}</a>'
+        row = [escape(s.engine), pipeline] if with_pipeline else []
+        rows.append(row + [_task_link(href, s), str(s.runs), str(s.failures), _b(s.mean_peak_rss_bytes),
+                           _b(s.max_peak_rss_bytes), _n(s.mean_wall_seconds), _n(s.mean_cpu_seconds)])
+    return rows
+
+
+_SUMMARY_HEADERS = ["task", "runs", "failed", "mean peak", "max peak", "mean wall s", "mean CPU s"]
+
+
+def index_page(href: Href, summaries: Sequence[TaskSummary]) -> str:
+    """Every task with runs."""
+    table = _table(["engine", "pipeline", *_SUMMARY_HEADERS], _summary_rows(href, summaries, True),
+                   numeric=range(3, 9), table_id="tasks")
+    return _layout("mirrorscale: recorded tasks", table, [("mirrorscale", None)])
+
+
+def pipeline_page(href: Href, pipeline_id: str, summaries: Sequence[TaskSummary]) -> str:
+    """The tasks of one pipeline (DAG or flow)."""
+    table = _table(_SUMMARY_HEADERS, _summary_rows(href, summaries, False), numeric=range(1, 7), table_id="tasks")
+    return _layout(f"{pipeline_id}", table, [("mirrorscale", href("/")), (pipeline_id, None)])
+
+
+def plot_points(view: TaskView) -> list[PlotPoint]:
+    """One point per recorded run, oldest first."""
+    points = []
+    for t in view.traces:
+        forecast = view.forecast_for(t.run_id)
+        points.append(PlotPoint(
+            label=t.started_at.strftime("%m-%d %H:%M"), actual=t.peak_rss_bytes,
+            forecast=forecast.value if forecast else None, low=forecast.low if forecast else None,
+            high=forecast.high if forecast else None, allocated=t.allocated_memory_bytes,
+            failed=t.outcome != "success",
+        ))
+    return points
+
+
+def _run_row(view: TaskView, t: ExecutionTrace) -> list[str]:
+    forecast = view.forecast_for(t.run_id)
+    error = ""
+    if forecast and forecast.value and t.peak_rss_bytes:
+        error = f"{(forecast.value - t.peak_rss_bytes) / t.peak_rss_bytes:+.0%}"
+    return [escape(t.started_at.strftime("%Y-%m-%d %H:%M:%S")), escape(t.run_id), str(t.try_number),
+            escape(t.outcome), _b(t.peak_rss_bytes), _b(forecast.value if forecast else None), error,
+            _b(t.allocated_memory_bytes), escape(t.allocated_pool or ""),
+            "" if t.allocated_pool_slots is None else str(t.allocated_pool_slots),
+            _n(t.cpu_seconds), _n(t.wall_seconds), _b(t.input_size_bytes), escape(t.branch or "")]
+
+
+def task_page(href: Href, view: TaskView) -> str:
+    """Forecast vs. actual plot, the runs table, allocations with reasons, mirror shadows."""
+    task = view.task
+    plot = forecast_vs_actual_svg(plot_points(view), title=f"{task.key}: peak memory per run")
+    runs = list(reversed(view.traces))  # newest first in the table
+    table = _table(
+        ["started (UTC)", "run", "try", "outcome", "peak RSS", "forecast", "error", "allocated", "pool", "slots",
+         "CPU s", "wall s", "input", "branch"],
+        [_run_row(view, t) for t in runs], row_class=["" if t.outcome == "success" else "failed" for t in runs],
+        numeric=(2, 4, 5, 6, 7, 9, 10, 11, 12), table_id="runs")
+    allocations = _table(
+        ["created", "run", "mode", "applied", "memory", "CPU", "pool", "slots", "priority", "queue", "source", "reason"],
+        [[escape(a.created_at.strftime("%Y-%m-%d %H:%M:%S")), escape(a.run_id), escape(a.mode),
+          "yes" if a.applied else "no", _b(a.memory_bytes), _n(a.cpu), escape(a.pool or ""),
+          "" if a.pool_slots is None else str(a.pool_slots),
+          "" if a.priority_weight is None else str(a.priority_weight), escape(a.queue or ""), escape(a.source),
+          escape(a.reason)] for a in view.allocations], numeric=(4, 5, 7, 8), table_id="allocations")
+    shadows = _table(
+        ["created", "run", "outcome", "sample", "peak (mirror)", "predicted peak", "band", "evidence"],
+        [[escape(s.created_at.strftime("%Y-%m-%d %H:%M:%S")), escape(s.run_id or ""), escape(s.outcome),
+          f"{s.sample_fraction:.0%}", _b(s.cost_peak_rss_bytes), _b(s.predicted_peak_rss_bytes),
+          f"{_b(s.predicted_peak_rss_low)} – {_b(s.predicted_peak_rss_high)}" if s.predicted_peak_rss_high else "",
+          escape(s.evidence or "")] for s in view.shadows], table_id="shadows")
+    body = (f"<p class='muted'>engine {escape(task.engine)} · {len(view.traces)} run(s) shown</p>"
+            f"<div id='plot'>{plot}</div><h2>Runs</h2>{table}<h2>Allocations</h2>{allocations}"
+            f"<h2>Mirror shadows</h2>{shadows}")
+    crumbs = [("mirrorscale", href("/")), (task.pipeline_id, href("/pipelines/" + quote(task.pipeline_id, safe=""))),
+              (task.task_id, None)]
+    return _layout(task.key, body, crumbs)
