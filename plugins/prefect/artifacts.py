@@ -12,8 +12,10 @@ key                        type       content
 ``mirrorscale-usage``      markdown   per task: what was recorded and how to read it
 =========================  =========  ==================================================
 
-Until the allocator exists the forecast is *naive*: the peak of the task's last
-recorded run before this flow run (column ``forecast source`` says so).
+Until the allocator exists the forecast is *naive*: the largest peak among the
+task's last 20 recorded runs, read before this flow run's first run of the task
+(column ``forecast source`` says so). Tasks in ``enforce`` mode also show the memory
+they were admitted with (column ``allocated``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ __all__ = ["FORECAST_KEY", "USAGE_KEY", "forecast_rows", "publish_run_artifacts"
 
 FORECAST_KEY = "mirrorscale-forecast"
 USAGE_KEY = "mirrorscale-usage"
-NAIVE = "naive: last run's peak"
+NAIVE = "naive: largest peak of the last 20 runs"
 
 
 def run_traces(store: Any, run_ids: list[str]) -> list[Any]:
@@ -67,6 +69,7 @@ def forecast_rows(traces: list[Any], forecasts: Mapping[str, int | None]) -> lis
             "task": t.task.task_id, "task run": t.run_id, "try": t.try_number, "outcome": t.outcome,
             "forecast peak": _size(forecast), "forecast source": NAIVE if forecast is not None else "n/a (no history)",
             "actual peak": _size(t.peak_rss_bytes), "forecast - actual": error or "n/a",
+            "allocated": _size(t.allocated_memory_bytes),
             "CPU s": _seconds(t.cpu_seconds), "wall s": _seconds(t.wall_seconds),
             "input": _size(t.input_size_bytes),
         })
@@ -100,8 +103,9 @@ def usage_markdown(flow_name: str, traces: list[Any]) -> str:
               "*Peak RSS rise* is how far the resident memory of the process that ran the task rose above "
               "its level when the task started. With a thread pool (or Dask threads) tasks that run at "
               "the same time share one process, so their rises overlap; with a process pool each worker "
-              "runs one task at a time. The forecast is naive until the allocator is enabled: the peak "
-              "of the task's last recorded run."]
+              "runs one task at a time. The forecast is naive until the allocator is enabled: the largest "
+              "peak among the task's last 20 recorded runs. *Allocated* is the memory an enforce-mode task "
+              "was admitted with (slots of the machine's memory limit)."]
     return "\n".join(lines)
 
 

@@ -67,6 +67,7 @@ class MeasureSpec:
     runner: str = "threadpool"
     submit_pid: int = 0
     interval: float = 0.1
+    admission: Any = None  # an admission.Admission held while the task runs, or None
 
 
 def warn_once(key: str, message: str, *args: Any) -> None:
@@ -118,8 +119,10 @@ def _run_ids() -> tuple[str | None, int, str | None]:
 class _Attempt:
     """One measured attempt: started by :meth:`begin`, stored by :meth:`end`."""
 
-    def __init__(self, spec: MeasureSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]):
+    def __init__(self, spec: MeasureSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                 waited: float = 0.0):
         self.spec = spec
+        self.waited = waited
         self.started_at = datetime.now(timezone.utc)
         self.run_id, self.try_number, self.flow_run_id = _run_ids()
         self.features: dict[str, Any] = {}
@@ -166,19 +169,23 @@ class _Attempt:
         if self.flow_run_id:
             features["flow_run_id"] = self.flow_run_id
         columns: dict[str, Any] = {}
+        if spec.admission is not None:
+            features["admission"] = {"limit": spec.admission.limit, "units": spec.admission.units,
+                                     "waited_seconds": round(self.waited, 3), "reason": spec.admission.reason}
+            columns["allocated_memory_bytes"] = spec.admission.allocated_bytes
         samples = None
         if usage is not None:
             base = usage.baseline_rss_bytes
             features.update(rss_baseline_bytes=base, process_peak_rss_bytes=usage.peak_rss_bytes,
                             peak_source=usage.peak_source)
-            columns = dict(peak_rss_bytes=usage.peak_rss_increase_bytes, cpu_seconds=usage.cpu_seconds,
+            columns.update(peak_rss_bytes=usage.peak_rss_increase_bytes, cpu_seconds=usage.cpu_seconds,
                            wall_seconds=usage.wall_seconds, read_bytes=usage.read_bytes,
                            write_bytes=usage.write_bytes)
             samples = TraceSamples(t_seconds=[s.t_seconds for s in usage.samples],
                                    rss_bytes=[max(0, s.rss_bytes - base) for s in usage.samples],
                                    cpu_seconds=[s.cpu_seconds for s in usage.samples])
         else:
-            columns = dict(wall_seconds=(ended_at - self.started_at).total_seconds())
+            columns["wall_seconds"] = (ended_at - self.started_at).total_seconds()
         store = open_store(spec.store_url)
         store.record_trace(
             engine="prefect", pipeline_id=spec.flow_name, task_id=spec.task_name,
@@ -199,28 +206,34 @@ def measured(fn: Callable[..., Any], spec: MeasureSpec) -> Callable[..., Any]:
 
         @functools.wraps(fn)
         async def measured_async(*args: Any, **kwargs: Any) -> Any:
-            attempt = _Attempt(spec, fn, args, kwargs)
-            try:
-                result = await fn(*args, **kwargs)
-            except BaseException as exc:
-                attempt.end(exc)
-                raise
-            attempt.end(None)
-            return result
+            from mirrorscale.plugins.prefect.admission import admitted_async
+
+            async with admitted_async(spec.admission) as waited:
+                attempt = _Attempt(spec, fn, args, kwargs, waited)
+                try:
+                    result = await fn(*args, **kwargs)
+                except BaseException as exc:
+                    attempt.end(exc)
+                    raise
+                attempt.end(None)
+                return result
 
         wrapper: Callable[..., Any] = measured_async
     else:
 
         @functools.wraps(fn)
         def measured_sync(*args: Any, **kwargs: Any) -> Any:
-            attempt = _Attempt(spec, fn, args, kwargs)
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                attempt.end(exc)
-                raise
-            attempt.end(None)
-            return result
+            from mirrorscale.plugins.prefect.admission import admitted
+
+            with admitted(spec.admission) as waited:
+                attempt = _Attempt(spec, fn, args, kwargs, waited)
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:
+                    attempt.end(exc)
+                    raise
+                attempt.end(None)
+                return result
 
         wrapper = measured_sync
     setattr(wrapper, MEASURED_ATTRIBUTE, spec)

@@ -16,6 +16,10 @@ attempt is measured in the process that runs it and stored as an ``ExecutionTrac
 (engine ``prefect``, pipeline = flow name, task = task name, run id = task run id).
 Direct calls (``my_task(x)``) do not reach a task runner and are not recorded.
 
+Tasks whose policy mode is ``enforce`` are admitted by memory: they hold slots of a
+global concurrency limit sized to the machine's memory
+(:mod:`mirrorscale.plugins.prefect.admission`).
+
 When the flow run ends it publishes the run's forecast-vs-actual table and a markdown
 explanation as artifacts (:mod:`mirrorscale.plugins.prefect.artifacts`).
 
@@ -33,6 +37,7 @@ from typing import Any, Iterable
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from mirrorscale.plugins.prefect.admission import MemoryAdmission, predicted_need
 from mirrorscale.plugins.prefect.measure import MEASURED_ATTRIBUTE, MeasureSpec, measured, open_store, warn_once
 from mirrorscale.plugins.prefect.policy import resolve_policy
 
@@ -40,6 +45,8 @@ __all__ = ["PredictiveTaskRunner", "STORE_OPEN_TIMEOUT"]
 
 logger = logging.getLogger("mirrorscale.prefect")
 
+FORECAST_WINDOW = 20
+"""Recorded runs the naive forecast looks at (it takes their largest peak)."""
 STORE_OPEN_TIMEOUT = 15.0
 """Seconds the runner waits for the store to open before running without it."""
 
@@ -75,17 +82,22 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
     ``store_url`` overrides ``MIRRORSCALE_DATABASE_URL``; ``policy_file`` overrides the
     default policy lookup (:func:`mirrorscale.policy.load_policies`). ``artifacts``
     turns the per-flow-run artifacts on or off. ``interval`` is the psutil sampling
-    period in seconds.
+    period in seconds. ``admission`` is the memory admission applied to tasks whose
+    policy mode is ``enforce`` (:mod:`mirrorscale.plugins.prefect.admission`):
+    ``True`` for this machine's memory, a :class:`MemoryAdmission` to configure it,
+    ``False`` for none.
     """
 
     def __init__(self, inner: TaskRunner | None = None, *, store_url: str | None = None,  # type: ignore[type-arg]
-                 policy_file: str | None = None, artifacts: bool = True, interval: float = 0.1) -> None:
+                 policy_file: str | None = None, artifacts: bool = True, interval: float = 0.1,
+                 admission: MemoryAdmission | bool = True) -> None:
         super().__init__()
         self.inner = inner if inner is not None else ThreadPoolTaskRunner()
         self.store_url = store_url
         self.policy_file = policy_file
         self.artifacts = artifacts
         self.interval = interval
+        self.admission = admission
         self._reset()
 
     def _reset(self) -> None:
@@ -97,12 +109,14 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
         self._wrapped: dict[int, tuple[Any, Any]] = {}
         self._submitted: dict[str, str] = {}  # task run id -> task name
         self._forecasts: dict[str, int | None] = {}  # task name -> naive forecast (bytes)
+        self._memory: MemoryAdmission | None = None  # set once the limit exists for this run
+        self._memory_checked = False
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         # Flows (and with them this runner) are cloudpickled into process-pool workers
         # and subprocess flow runs: keep the configuration, drop the per-run state.
-        keep = ("inner", "store_url", "policy_file", "artifacts", "interval", "logger", "_started")
+        keep = ("inner", "store_url", "policy_file", "artifacts", "interval", "admission", "logger", "_started")
         return {key: self.__dict__[key] for key in keep if key in self.__dict__}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -112,8 +126,9 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PredictiveTaskRunner):
             return NotImplemented
-        mine = (self.inner, self.store_url, self.policy_file, self.artifacts, self.interval)
-        return mine == (other.inner, other.store_url, other.policy_file, other.artifacts, other.interval)
+        mine = (self.inner, self.store_url, self.policy_file, self.artifacts, self.interval, self.admission)
+        theirs = (other.inner, other.store_url, other.policy_file, other.artifacts, other.interval, other.admission)
+        return mine == theirs
 
     __hash__ = object.__hash__
 
@@ -125,7 +140,7 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
     def duplicate(self) -> PredictiveTaskRunner:
         """A fresh, unstarted copy with the same configuration (Prefect calls it per flow run)."""
         return type(self)(inner=self.inner.duplicate(), store_url=self.store_url, policy_file=self.policy_file,
-                          artifacts=self.artifacts, interval=self.interval)
+                          artifacts=self.artifacts, interval=self.interval, admission=self.admission)
 
     def __enter__(self) -> PredictiveTaskRunner:
         super().__enter__()
@@ -204,24 +219,43 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
                 return cached[1]
             flow_name = self._current_flow()
             policy = resolve_policy(self._policies, flow_name, task.name, task)
+            if task.name not in self._forecasts:
+                self._forecasts[task.name] = self._naive_forecast(flow_name, task.name)
+            admission = None
+            memory = self._memory_admission() if policy.mode == "enforce" else None
+            if memory is not None:
+                admission = memory.admission_for(*predicted_need(policy, self._forecasts[task.name]))
             spec = MeasureSpec(store_url=self._url or "", flow_name=flow_name, task_name=task.name,
                                features=tuple(policy.features), runner=self.inner.name,
-                               submit_pid=os.getpid(), interval=self.interval)
+                               submit_pid=os.getpid(), interval=self.interval, admission=admission)
             wrapped = copy.copy(task)
             wrapped.fn = measured(task.fn, spec)
             self._wrapped[id(task)] = (task, wrapped)
-            if task.name not in self._forecasts:
-                self._forecasts[task.name] = self._naive_forecast(flow_name, task.name)
             return wrapped
 
+    def _memory_admission(self) -> MemoryAdmission | None:
+        """The admission to use in this flow run, its limit created on first use (None: off)."""
+        if not self._memory_checked:
+            self._memory_checked = True
+            if self.admission is not False:
+                memory = self.admission if isinstance(self.admission, MemoryAdmission) else MemoryAdmission()
+                try:
+                    memory.ensure_limit()
+                    self._memory = memory
+                except Exception as exc:  # noqa: BLE001
+                    warn_once(f"admission:{memory.name}", "mirrorscale: cannot set up memory admission "
+                              "(%r); enforce-mode tasks run without it", exc)
+        return self._memory
+
     def _naive_forecast(self, flow_name: str, task_name: str) -> int | None:
-        """The peak of the task's last recorded run, before this one starts (None if none)."""
+        """The largest peak among the task's last recorded runs, read before this one starts."""
         try:
-            last = self._store.latest_traces("prefect", flow_name, task_name, limit=1)
+            last = self._store.latest_traces("prefect", flow_name, task_name, limit=FORECAST_WINDOW)
         except Exception as exc:  # noqa: BLE001
             warn_once(f"read:{self._url}", "mirrorscale: could not read history (%r)", exc)
             return None
-        return last[0].peak_rss_bytes if last else None
+        peaks = [t.peak_rss_bytes for t in last if t.peak_rss_bytes is not None]
+        return max(peaks) if peaks else None
 
     def _publish(self) -> None:
         try:

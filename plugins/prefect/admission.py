@@ -1,0 +1,183 @@
+"""Memory admission: start a task only when its predicted memory fits the worker.
+
+A Prefect *global concurrency limit* counts memory instead of tasks: its size is the
+worker's capacity in units (MiB by default), and every admitted task holds
+``occupy = ceil(predicted need / unit)`` slots while it runs. Prefect starts a task
+only when its slots are free, so the sum of the running tasks' allocations never
+exceeds the capacity::
+
+    capacity 8 GiB, unit 1 MiB  ->  limit "mirrorscale-memory-HOST" of 8192 slots
+    task A predicted 3 GiB      ->  holds 3072 slots
+    task B predicted 6 GiB      ->  waits until A has released its slots
+
+Only tasks whose policy mode is ``enforce`` are admitted this way. Their need is
+the naive forecast (the largest peak among the task's last recorded runs, or the
+policy's ``default_memory`` when there is none) plus the policy's ``headroom``,
+clamped to ``memory.min_allowed``/``max_allowed`` and to the capacity. A task with
+neither history nor ``default_memory`` runs without holding slots. The allocator
+will replace the naive forecast.
+
+If the limit cannot be created or acquired (API trouble), the task runs anyway and
+one warning is logged per process.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import socket
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Iterator
+
+__all__ = ["Admission", "MemoryAdmission", "admitted", "admitted_async", "predicted_need"]
+
+MiB = 1024 * 1024
+
+
+def _default_limit_name() -> str:
+    host = re.sub(r"[^a-z0-9-]+", "-", socket.gethostname().lower()).strip("-") or "local"
+    return f"mirrorscale-memory-{host}"
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What one task holds while it runs: ``units`` slots of the limit ``limit``."""
+
+    limit: str
+    units: int
+    unit_bytes: int
+    reason: str
+
+    @property
+    def allocated_bytes(self) -> int:
+        """The memory this admission stands for."""
+        return self.units * self.unit_bytes
+
+
+class MemoryAdmission:
+    """The memory limit of one worker, as a Prefect global concurrency limit.
+
+    ``capacity`` is a byte count or size string (default: ``psutil.virtual_memory().total``),
+    ``unit`` the bytes one slot stands for (default 1 MiB), ``name`` the limit's name
+    (default ``mirrorscale-memory-<hostname>``: one limit per machine).
+    """
+
+    def __init__(self, *, capacity: int | str | None = None, unit: int | str = MiB, name: str | None = None) -> None:
+        from mirrorscale.policy import parse_byte_size
+
+        self.capacity = parse_byte_size(capacity) if capacity is not None else None
+        self.unit = parse_byte_size(unit)
+        if self.unit <= 0:
+            raise ValueError("unit must be a positive byte size")
+        self.name = name or _default_limit_name()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MemoryAdmission):
+            return NotImplemented
+        return (self.capacity, self.unit, self.name) == (other.capacity, other.unit, other.name)
+
+    __hash__ = object.__hash__
+
+    def capacity_bytes(self) -> int:
+        """The configured capacity, or the machine's total memory."""
+        if self.capacity is not None:
+            return self.capacity
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+
+    @property
+    def slots(self) -> int:
+        """The size of the limit: whole units of capacity."""
+        return max(1, self.capacity_bytes() // self.unit)
+
+    def ensure_limit(self) -> None:
+        """Create the global concurrency limit, or set its size to the current capacity."""
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            client.upsert_global_concurrency_limit_by_name(self.name, self.slots)
+
+    def admission_for(self, need_bytes: int | None, reason: str) -> Admission | None:
+        """The admission for a task needing ``need_bytes`` (None: not admission-controlled)."""
+        if need_bytes is None:
+            return None
+        units = min(self.slots, max(1, math.ceil(need_bytes / self.unit)))
+        return Admission(limit=self.name, units=units, unit_bytes=self.unit, reason=reason)
+
+
+def predicted_need(policy: Any, history_peak: int | None) -> tuple[int | None, str]:
+    """The memory a task is expected to need, and why (naive until the allocator exists)."""
+    if history_peak is not None:
+        base, why = int(history_peak), "naive: largest peak of the last runs"
+    elif policy.default_memory is not None:
+        base, why = int(policy.default_memory), "policy default_memory (no history)"
+    else:
+        return None, "no history and no default_memory: not admission-controlled"
+    need = int(base * (1 + policy.headroom))
+    clamped = int(policy.memory.clamp(need))
+    why += f", +{policy.headroom:.0%} headroom"
+    if clamped != need:
+        why += ", clamped to the policy's memory bounds"
+    return clamped, why
+
+
+@contextmanager
+def admitted(admission: Admission | None) -> Iterator[float]:
+    """Hold ``admission``'s slots around the block; yields the seconds spent waiting."""
+    if admission is None:
+        yield 0.0
+        return
+    import time
+
+    from prefect.concurrency.sync import concurrency
+
+    from mirrorscale.plugins.prefect.measure import warn_once
+
+    started = time.perf_counter()
+    held = concurrency(admission.limit, occupy=admission.units)
+    try:
+        held.__enter__()
+    except Exception as exc:  # noqa: BLE001 - admission trouble must not fail the task
+        warn_once(f"admission:{admission.limit}", "mirrorscale: memory admission on %s unavailable (%r); "
+                  "tasks run without it", admission.limit, exc)
+        yield 0.0
+        return
+    try:
+        yield time.perf_counter() - started
+    except BaseException as exc:
+        if not held.__exit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        held.__exit__(None, None, None)
+
+
+@asynccontextmanager
+async def admitted_async(admission: Admission | None) -> AsyncIterator[float]:
+    """:func:`admitted` for async tasks."""
+    if admission is None:
+        yield 0.0
+        return
+    import time
+
+    from prefect.concurrency.asyncio import concurrency
+
+    from mirrorscale.plugins.prefect.measure import warn_once
+
+    started = time.perf_counter()
+    held = concurrency(admission.limit, occupy=admission.units)
+    try:
+        await held.__aenter__()
+    except Exception as exc:  # noqa: BLE001
+        warn_once(f"admission:{admission.limit}", "mirrorscale: memory admission on %s unavailable (%r); "
+                  "tasks run without it", admission.limit, exc)
+        yield 0.0
+        return
+    try:
+        yield time.perf_counter() - started
+    except BaseException as exc:
+        if not await held.__aexit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await held.__aexit__(None, None, None)
