@@ -17,6 +17,12 @@ clamped to ``memory.min_allowed``/``max_allowed`` and to the capacity. A task wi
 neither history nor ``default_memory`` runs without holding slots. The allocator
 will replace the naive forecast.
 
+With a ``DaskTaskRunner`` and ``PredictiveTaskRunner(dask_resource="MEMORY")``, the
+need is set as a Dask resource annotation instead (``dask.annotate(resources=
+{"MEMORY": need_bytes})``), and Dask runs a task only on a worker with that much of
+the resource left; the workers declare their memory, e.g.
+``cluster_kwargs={"resources": {"MEMORY": 8e9}}``.
+
 If the limit cannot be created or acquired (API trouble), the task runs anyway and
 one warning is logged per process.
 """
@@ -30,7 +36,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterator
 
-__all__ = ["Admission", "MemoryAdmission", "admitted", "admitted_async", "predicted_need"]
+__all__ = ["Admission", "MemoryAdmission", "admitted", "admitted_async", "dask_admission", "predicted_need"]
 
 MiB = 1024 * 1024
 
@@ -42,12 +48,18 @@ def _default_limit_name() -> str:
 
 @dataclass(frozen=True)
 class Admission:
-    """What one task holds while it runs: ``units`` slots of the limit ``limit``."""
+    """What one task holds while it runs: ``units`` slots of the limit ``limit``.
+
+    ``via`` is ``"concurrency-limit"`` (a Prefect global concurrency limit, held by
+    the task's wrapper) or ``"dask-resources"`` (``limit`` is then a Dask worker
+    resource, ``units`` bytes, set as an annotation when the task is submitted).
+    """
 
     limit: str
     units: int
     unit_bytes: int
     reason: str
+    via: str = "concurrency-limit"
 
     @property
     def allocated_bytes(self) -> int:
@@ -107,6 +119,23 @@ class MemoryAdmission:
         return Admission(limit=self.name, units=units, unit_bytes=self.unit, reason=reason)
 
 
+def dask_admission(client: Any, resource: str, need_bytes: int | None, reason: str) -> Admission | None:
+    """The Dask-resource admission for a task needing ``need_bytes``, capped at the largest
+    worker's ``resource`` (None when no worker declares it: the task would never start)."""
+    if need_bytes is None:
+        return None
+    workers = client.scheduler_info().get("workers", {}).values()
+    largest = max((float(w.get("resources", {}).get(resource, 0)) for w in workers), default=0.0)
+    if largest <= 0:
+        from mirrorscale.plugins.prefect.measure import warn_once
+
+        warn_once(f"dask:{resource}", "mirrorscale: no Dask worker declares the resource %r; "
+                  "tasks are submitted without memory annotations", resource)
+        return None
+    units = max(1, min(int(largest), int(need_bytes)))
+    return Admission(limit=resource, units=units, unit_bytes=1, reason=reason, via="dask-resources")
+
+
 def predicted_need(policy: Any, history_peak: int | None) -> tuple[int | None, str]:
     """The memory a task is expected to need, and why (naive until the allocator exists)."""
     if history_peak is not None:
@@ -126,7 +155,7 @@ def predicted_need(policy: Any, history_peak: int | None) -> tuple[int | None, s
 @contextmanager
 def admitted(admission: Admission | None) -> Iterator[float]:
     """Hold ``admission``'s slots around the block; yields the seconds spent waiting."""
-    if admission is None:
+    if admission is None or admission.via != "concurrency-limit":
         yield 0.0
         return
     import time
@@ -156,7 +185,7 @@ def admitted(admission: Admission | None) -> Iterator[float]:
 @asynccontextmanager
 async def admitted_async(admission: Admission | None) -> AsyncIterator[float]:
     """:func:`admitted` for async tasks."""
-    if admission is None:
+    if admission is None or admission.via != "concurrency-limit":
         yield 0.0
         return
     import time

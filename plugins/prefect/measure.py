@@ -170,7 +170,8 @@ class _Attempt:
             features["flow_run_id"] = self.flow_run_id
         columns: dict[str, Any] = {}
         if spec.admission is not None:
-            features["admission"] = {"limit": spec.admission.limit, "units": spec.admission.units,
+            features["admission"] = {"via": spec.admission.via, "limit": spec.admission.limit,
+                                     "units": spec.admission.units,
                                      "waited_seconds": round(self.waited, 3), "reason": spec.admission.reason}
             columns["allocated_memory_bytes"] = spec.admission.allocated_bytes
         samples = None

@@ -37,7 +37,7 @@ from typing import Any, Iterable
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from mirrorscale.plugins.prefect.admission import MemoryAdmission, predicted_need
+from mirrorscale.plugins.prefect.admission import MemoryAdmission, dask_admission, predicted_need
 from mirrorscale.plugins.prefect.measure import MEASURED_ATTRIBUTE, MeasureSpec, measured, open_store, warn_once
 from mirrorscale.plugins.prefect.policy import resolve_policy
 
@@ -85,12 +85,14 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
     period in seconds. ``admission`` is the memory admission applied to tasks whose
     policy mode is ``enforce`` (:mod:`mirrorscale.plugins.prefect.admission`):
     ``True`` for this machine's memory, a :class:`MemoryAdmission` to configure it,
-    ``False`` for none.
+    ``False`` for none. ``dask_resource`` names a Dask worker resource counted in bytes:
+    with a ``DaskTaskRunner`` inner runner, enforce-mode tasks are then annotated with
+    their predicted need of it instead of holding the concurrency limit.
     """
 
     def __init__(self, inner: TaskRunner | None = None, *, store_url: str | None = None,  # type: ignore[type-arg]
                  policy_file: str | None = None, artifacts: bool = True, interval: float = 0.1,
-                 admission: MemoryAdmission | bool = True) -> None:
+                 admission: MemoryAdmission | bool = True, dask_resource: str | None = None) -> None:
         super().__init__()
         self.inner = inner if inner is not None else ThreadPoolTaskRunner()
         self.store_url = store_url
@@ -98,6 +100,7 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
         self.artifacts = artifacts
         self.interval = interval
         self.admission = admission
+        self.dask_resource = dask_resource
         self._reset()
 
     def _reset(self) -> None:
@@ -116,7 +119,8 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
     def __getstate__(self) -> dict[str, Any]:
         # Flows (and with them this runner) are cloudpickled into process-pool workers
         # and subprocess flow runs: keep the configuration, drop the per-run state.
-        keep = ("inner", "store_url", "policy_file", "artifacts", "interval", "admission", "logger", "_started")
+        keep = ("inner", "store_url", "policy_file", "artifacts", "interval", "admission", "dask_resource",
+                "logger", "_started")
         return {key: self.__dict__[key] for key in keep if key in self.__dict__}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -126,8 +130,10 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PredictiveTaskRunner):
             return NotImplemented
-        mine = (self.inner, self.store_url, self.policy_file, self.artifacts, self.interval, self.admission)
-        theirs = (other.inner, other.store_url, other.policy_file, other.artifacts, other.interval, other.admission)
+        mine = (self.inner, self.store_url, self.policy_file, self.artifacts, self.interval, self.admission,
+                self.dask_resource)
+        theirs = (other.inner, other.store_url, other.policy_file, other.artifacts, other.interval, other.admission,
+                  other.dask_resource)
         return mine == theirs
 
     __hash__ = object.__hash__
@@ -140,7 +146,8 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
     def duplicate(self) -> PredictiveTaskRunner:
         """A fresh, unstarted copy with the same configuration (Prefect calls it per flow run)."""
         return type(self)(inner=self.inner.duplicate(), store_url=self.store_url, policy_file=self.policy_file,
-                          artifacts=self.artifacts, interval=self.interval, admission=self.admission)
+                          artifacts=self.artifacts, interval=self.interval, admission=self.admission,
+                          dask_resource=self.dask_resource)
 
     def __enter__(self) -> PredictiveTaskRunner:
         super().__enter__()
@@ -178,7 +185,15 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
         if not self._started:
             raise RuntimeError("The task runner must be started before submitting work.")
         prepared = self._prepare(task)
-        future = self.inner.submit(prepared, parameters, wait_for=wait_for, dependencies=dependencies)
+        spec = getattr(prepared.fn, MEASURED_ATTRIBUTE, None) if prepared is not task else None
+        admission = getattr(spec, "admission", None)
+        if admission is not None and admission.via == "dask-resources":
+            import dask
+
+            with dask.annotate(resources={admission.limit: admission.units}):
+                future = self.inner.submit(prepared, parameters, wait_for=wait_for, dependencies=dependencies)
+        else:
+            future = self.inner.submit(prepared, parameters, wait_for=wait_for, dependencies=dependencies)
         if prepared is not task:
             with self._lock:
                 self._submitted[str(future.task_run_id)] = task.name
@@ -221,10 +236,7 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
             policy = resolve_policy(self._policies, flow_name, task.name, task)
             if task.name not in self._forecasts:
                 self._forecasts[task.name] = self._naive_forecast(flow_name, task.name)
-            admission = None
-            memory = self._memory_admission() if policy.mode == "enforce" else None
-            if memory is not None:
-                admission = memory.admission_for(*predicted_need(policy, self._forecasts[task.name]))
+            admission = self._admission(policy, task.name) if policy.mode == "enforce" else None
             spec = MeasureSpec(store_url=self._url or "", flow_name=flow_name, task_name=task.name,
                                features=tuple(policy.features), runner=self.inner.name,
                                submit_pid=os.getpid(), interval=self.interval, admission=admission)
@@ -232,6 +244,19 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
             wrapped.fn = measured(task.fn, spec)
             self._wrapped[id(task)] = (task, wrapped)
             return wrapped
+
+    def _admission(self, policy: Any, task_name: str) -> Any:
+        """How an enforce-mode task is admitted: Dask resources, the memory limit, or not."""
+        need, reason = predicted_need(policy, self._forecasts[task_name])
+        client = getattr(self.inner, "client", None) if self.dask_resource else None
+        if client is not None:
+            try:
+                return dask_admission(client, self.dask_resource, need, reason)
+            except Exception as exc:  # noqa: BLE001
+                warn_once(f"dask:{exc!r}", "mirrorscale: cannot read the Dask workers' resources (%r)", exc)
+                return None
+        memory = self._memory_admission()
+        return memory.admission_for(need, reason) if memory is not None else None
 
     def _memory_admission(self) -> MemoryAdmission | None:
         """The admission to use in this flow run, its limit created on first use (None: off)."""
