@@ -13,8 +13,8 @@ local slope > 1.2  power law ``c * size ** p`` on log-log        2%: 1, 5%: 3 ->
 
 (A fixed + proportional cost with both parts non-negative can never grow faster
 than linearly, so a log-log slope clearly above one selects the power law; a
-slope between 1 and 1.2 is taken as noise around linear and fitted through the
-origin.) The band
+slope between 1 and 1.2, or any slope on points within five noise floors of
+zero, is taken as noise around linear and fitted through the origin.) The band
 comes from a measurement noise of 5 % (at least a small absolute floor) on
 every point (or its residual, when larger), pushed through the fit.
 
@@ -39,6 +39,7 @@ _NOISE = 0.05
 _FLOOR = {"peak_rss_bytes": 2 * 2**20, "cpu_seconds": 0.01, "wall_seconds": 0.01}
 _ONE_SIZE_EXPONENTS = (0.85, 1.15)
 _POWER_SLOPE = 1.2  # log-log slopes between 1 and this are read as linear: small samples are noisy
+_POWER_FLOORS = 5  # a power law needs every point this many noise floors above zero
 
 
 @dataclass(frozen=True)
@@ -123,11 +124,11 @@ def _loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
     return _affine([math.log(x) for x in xs], [math.log(y) for y in ys])[1]
 
 
-def _fit_one(xs: Sequence[float], ys: Sequence[float], target: float) -> tuple[float, str]:
+def _fit_one(xs: Sequence[float], ys: Sequence[float], target: float, floor: float = 0.0) -> tuple[float, str]:
     """The point estimate at ``target`` and the model's name."""
     if len(set(xs)) == 1:
         return sum(ys) / len(ys) * target / xs[0], "proportional"
-    if _loglog_slope(xs, ys) > _POWER_SLOPE and min(ys) > 0:
+    if _loglog_slope(xs, ys) > _POWER_SLOPE and min(ys) > _POWER_FLOORS * floor:
         return _predict_power(xs, ys, target), "power law"
     return _predict_affine(xs, ys, target), "fixed + proportional"
 
@@ -142,19 +143,19 @@ def fit_scaling(sizes: Sequence[float], costs: Sequence[float], target: float, *
     xs, ys = [float(s) for s in sizes], [max(0.0, float(c)) for c in costs]
     if not xs or any(x <= 0 for x in xs):
         raise ValueError("sizes must be positive")
-    value, model = _fit_one(xs, ys, target)
+    value, model = _fit_one(xs, ys, target, floor)
     if len(set(xs)) == 1:
         ratio = target / xs[0]
         low, high = min(ys) * ratio ** _ONE_SIZE_EXPONENTS[0], max(ys) * ratio ** _ONE_SIZE_EXPONENTS[1]
         return value, min(low, value), max(high, value), model
     order = sorted(range(len(xs)), key=lambda i: xs[i])
     half = len(xs) / 2
-    residual = [abs(y - _fit_one(xs, ys, x)[0]) for x, y in zip(xs, ys)]
+    residual = [abs(y - _fit_one(xs, ys, x, floor)[0]) for x, y in zip(xs, ys)]
     noise = [max(_NOISE * y, floor, r) for y, r in zip(ys, residual)]
     tilted = []
     for sign in (1, -1):
         moved = [ys[i] + sign * noise[i] * (1 if rank >= half else -1) for rank, i in enumerate(order)]
-        tilted.append(_fit_one(xs, [max(m, 0.0) for m in moved], target)[0])
+        tilted.append(_fit_one(xs, [max(m, 0.0) for m in moved], target, floor)[0])
     return value, min(value, *tilted), max(value, *tilted), model
 
 

@@ -142,7 +142,7 @@ def sample_value(value: Any, fraction: float, seed: int) -> Any:
     if _is_numpy(value):
         return value[sample_positions(len(value), fraction, seed)]
     if isinstance(value, Mapping):  # dict of partitions: each partition sampled, keys kept
-        parts = {k: sample_value(v, fraction, seed + i) for i, (k, v) in enumerate(value.items())}
+        parts = {k: sample_value(v, fraction, seed) for k, v in value.items()}
         return parts if type(value) is dict else _same_mapping(value, parts)
     if _is_path_list(value):
         return sample_paths_by_bytes(value, fraction, seed)
@@ -154,7 +154,8 @@ def sample_value(value: Any, fraction: float, seed: int) -> Any:
 def input_size(value: Any) -> int:
     """An estimate of the bytes ``value`` holds (files count by their size on disk).
 
-    Arrays and frames report their buffers (frames with ``deep=True``); lists of
+    Arrays and frames report their buffers (frames with ``deep=True``, without
+    the index, which sampling turns from a range into an array); lists of
     more than 1000 items are estimated from 1000 evenly spaced ones.
     """
     if value is None or isinstance(value, (bool, int, float, complex)):
@@ -162,7 +163,7 @@ def input_size(value: Any) -> int:
     if isinstance(value, (str, bytes, bytearray)):
         return len(value)
     if _is_pandas(value):
-        usage = value.memory_usage(deep=True, index=True)
+        usage = value.memory_usage(deep=True, index=False)  # a sample's index is an artifact
         return int(usage.sum()) if hasattr(usage, "sum") else int(usage)
     if _is_instance_of(value, "numpy", ("ndarray",)):
         return int(value.nbytes)
@@ -225,8 +226,9 @@ def sample_inputs(args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = N
     """Sample every argument of a call by ``fraction`` (see the module docstring).
 
     ``samplers`` maps a keyword name or a positional index (``0`` or ``"0"``) to a
-    custom sampler; other arguments use :func:`sample_value`. Each argument gets
-    its own seed derived from ``seed`` and its position.
+    custom sampler; other arguments use :func:`sample_value`. Every argument uses
+    the same ``seed``, so arguments of equal length (features ``X`` and labels
+    ``y``) are sampled at the same positions and stay aligned.
     """
     sample_count(1, fraction)  # validates the fraction
     custom = {str(k): resolve_sampler(v) for k, v in (samplers or {}).items()}
@@ -234,8 +236,8 @@ def sample_inputs(args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = N
     names = [str(i) for i in range(len(args))] + list(kwargs)
     values = list(args) + list(kwargs.values())
     out, sampled, full_bytes, sampled_bytes = [], [], 0, 0
-    for i, (name, value) in enumerate(zip(names, values)):
-        new = custom.get(name, sample_value)(value, fraction, seed + 7919 * i)
+    for name, value in zip(names, values):
+        new = custom.get(name, sample_value)(value, fraction, seed)
         before = input_size(value)
         after = before if new is value else input_size(new)
         if new is not value:

@@ -37,6 +37,8 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -151,6 +153,21 @@ def _precise_cpu() -> float:
     return time.process_time() + children
 
 
+def _release_free_heap() -> None:
+    """Give freed heap back to the OS (glibc ``malloc_trim``) before the baseline is read.
+
+    Unpickling the input leaves its buffers freed but resident; without this the
+    call would reuse them and its RSS increase would read too low, by an amount
+    that depends on how the input arrived rather than on the call.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _runqueue_wait() -> float:
     """Seconds the calling thread has spent runnable but waiting for a CPU (0 if unknown)."""
     try:
@@ -215,6 +232,7 @@ def _child_main(conn: Any, reference: str, args: tuple[Any, ...], kwargs: dict[s
         conn.send(("done", "error", f"cannot import {reference}: {type(exc).__name__}: {exc}", None, 0))
         return
     gc.collect()
+    _release_free_heap()
     layers = _limit_child(options)
     pre_call_hwm = _status_bytes("VmHWM")
     monitor = ProcessMonitor(interval=options.get("interval", 0.05)).start()
@@ -308,6 +326,28 @@ class _Watch:
         return bool(self.cap and self.baseline is not None and rss - self.baseline > self.cap)
 
 
+@contextmanager
+def _main_not_reimported() -> Iterator[None]:
+    """Keep multiprocessing from re-running the parent's ``__main__`` script in the mirror.
+
+    A script's main module has no ``__spec__``, so multiprocessing would execute the
+    whole script again in every child (seconds of imports in the mirror's cost). A
+    mirror imports ``fn`` by name and never needs it: during the start the main
+    module carries a ``__spec__`` named ``__main__``, which the child skips.
+    """
+    import importlib.machinery
+
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None:
+        yield
+        return
+    main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+    try:
+        yield
+    finally:
+        main.__spec__ = None
+
+
 def _kill(proc: Any, group: str | None) -> None:
     """SIGKILL the child's process group (and everything left in its cgroup)."""
     try:
@@ -384,7 +424,8 @@ def run_sandboxed(fn: Callable[..., Any] | str, args: tuple[Any, ...] = (), kwar
                        name="mirrorscale-mirror", daemon=True)
     start = time.monotonic()
     try:
-        proc.start()
+        with _main_not_reimported():
+            proc.start()
         child_conn.close()
         watch = _Watch(proc, parent_conn, memory_cap)
         killed = _supervise(watch, timeout, group)

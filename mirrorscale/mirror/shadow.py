@@ -67,7 +67,8 @@ def _evidence(samples: list[SampledInput], runs: list[SandboxResult], fit: Extra
                 "peak_rss_increase_bytes": r.call.peak_rss_increase_bytes if r.call else None,
                 "cpu_seconds": r.call.cpu_seconds if r.call else None,
                 "wall_seconds": r.call.wall_seconds if r.call else None,
-                "runqueue_wait_seconds": r.call.runqueue_wait_seconds if r.call else None}
+                "runqueue_wait_seconds": r.call.runqueue_wait_seconds if r.call else None,
+                "process_cpu_seconds": r.process_cpu_seconds, "process_wall_seconds": r.process_wall_seconds}
                for s, r in zip(samples, runs)]
     summary = fit.evidence() if fit else (note or "no estimate: the mirror did not finish")
     doc = {"summary": summary, "mirrors": mirrors, "sampled_arguments": list(samples[0].sampled) if samples else [],

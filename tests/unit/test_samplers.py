@@ -92,3 +92,9 @@ def test_custom_sampler_by_name_or_position() -> None:
     assert out.args[0] == [0, 1, 2] and out.kwargs["rows"] == [0, 1, 2]
     with pytest.raises(ValueError):
         sample_inputs((), {}, fraction=0.5, samplers={"x": "no_colon"})
+
+
+def test_arguments_of_equal_length_stay_aligned() -> None:
+    x = np.arange(1000)
+    out = sample_inputs((x, list(range(1000))), {"parts": {"a": list(range(1000))}}, fraction=0.05, seed=9)
+    assert list(out.args[0]) == out.args[1] == out.kwargs["parts"]["a"]
