@@ -35,6 +35,9 @@ def task_instance_mutation_hook(task_instance: Any, dag_run: Any) -> None:
     """Apply mirrorscale's allocation to a new task instance (mode ``enforce`` only)."""
     global CALLS
     CALLS += 1
+    if CALLS == 1:
+        log.info("mirrorscale policy hook live (first task instance: %s.%s)",
+                 getattr(task_instance, "dag_id", "?"), getattr(task_instance, "task_id", "?"))
     try:
         _apply(task_instance, dag_run)
     except Exception as exc:  # noqa: BLE001 - never block scheduling
