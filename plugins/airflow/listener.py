@@ -87,8 +87,8 @@ class TaskRecorder:
 
     def running(self, ti: Any) -> None:
         """Start measuring ``ti`` (called from ``on_task_instance_running``)."""
-        if not _enabled():
-            return
+        if not _enabled() or getattr(ti, "task", None) is None:
+            return  # switched off, or called outside a task process (no operator to measure)
         run = None
         try:
             run = _Run(key=_key(ti), started_at=datetime.now(timezone.utc))
