@@ -56,7 +56,7 @@ def linear(rows: list[int]) -> int:
 
 
 def test_memory_cap_kills_the_mirror_and_the_caller_continues() -> None:
-    shadow = preview(hog, (list(range(1000)), 0.3), sample_fraction=0.5, fractions=[0.5], memory_cap="64MiB", **NOT_NICED)
+    shadow = preview(hog, (list(range(1000)), 0.3), fractions=[0.5], memory_cap="64MiB", **NOT_NICED)
     assert isinstance(shadow, ResourceShadow)
     assert shadow.outcome == "memory_cap"
     assert "memory cap" in shadow.error or "MemoryError" in shadow.error
@@ -150,5 +150,6 @@ def test_preview_cli_json(tmp_path, monkeypatch) -> None:
     assert payload["outcome"] == "ok" and payload["sample_fraction"] == 0.1
     assert payload["predicted_peak_rss_bytes"] > 0
     assert payload["evidence"]["summary"].startswith("dominated by mirror")
-    failing = CliRunner().invoke(app, ["preview", f"{__name__}:raiser", "--arg", "[1, 2, 3]", "--niceness", "0", "--json"])
+    failing = CliRunner().invoke(app, ["preview", f"{__name__}:raiser", "--arg", "[1, 2, 3]", "--niceness", "0",
+                                       "--json"])
     assert failing.exit_code == 3 and json.loads(failing.stdout)["outcome"] == "error"
