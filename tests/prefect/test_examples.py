@@ -66,8 +66,8 @@ def test_examples_run_and_every_task_is_in_the_history(prefect_api: str, traces_
     assert listed == expected
 
     extracts = traces_of("growing-etl")
-    rows = [t.features["params"]["n_rows"] for t in extracts if t.task.task_id == "extract"]
+    rows = [t.features["param.n_rows"] for t in extracts if t.task.task_id == "extract"]
     assert sorted(rows) == [500, 2_000, 4_000]  # the policy-named feature, from the decorator
     crunch = [t for t in traces_of("memory-fanout") if t.task.task_id == "crunch"]
-    biggest = max(crunch, key=lambda t: t.features["params"]["chunk_mib"])
-    assert biggest.features["params"]["chunk_mib"] == 8 and biggest.peak_rss_bytes >= 7 * 1024 * 1024
+    biggest = max(crunch, key=lambda t: t.features["param.chunk_mib"])
+    assert biggest.features["param.chunk_mib"] == 8 and biggest.peak_rss_bytes >= 7 * 1024 * 1024

@@ -81,13 +81,13 @@ def test_thread_pool_records_every_submitted_task(tmp_path: Path, traces_of: Any
     flaky_runs = sorted(by_task["flaky"], key=lambda t: t.try_number)
     assert [(t.try_number, t.outcome) for t in flaky_runs] == [(1, "failed"), (2, "success")]
     assert len({t.run_id for t in flaky_runs}) == 1
-    big = max(by_task["allocate"], key=lambda t: t.features["params"]["mib"])
-    assert big.features["params"] == {"mib": 64}
+    big = max(by_task["allocate"], key=lambda t: t.features["param.mib"])
+    assert big.features["param.mib"] == 64 and big.features["arg_bytes.label"] == 1
     assert big.peak_rss_bytes >= 60 * MiB  # the rise of the shared process, at least this task's buffer
     assert big.features["measured_in"] == "flow process" and big.features["runner"] == "threadpool"
     for t in traces:
         assert t.source == "prefect-runner" and t.ended_at >= t.started_at
-        assert {"param_bytes", "hour", "weekday", "overlapping_tasks"} <= set(t.features)
+        assert {"args_bytes", "hour", "weekday", "overlapping_tasks"} <= set(t.features)
         assert t.wall_seconds is not None and t.cpu_seconds is not None
     assert by_task["sleepy"][0].wall_seconds >= 0.05
 
@@ -103,7 +103,7 @@ def test_process_pool_measures_in_the_worker(traces_of: Any) -> None:
     assert processes_flow() == [48 * MiB, MiB]
     traces = traces_of("runner-processes")
     assert len(traces) == 2
-    big = next(t for t in traces if t.features["params"]["mib"] == 48)
+    big = next(t for t in traces if t.features["param.mib"] == 48)
     assert big.features["measured_in"] == "worker process" and big.features["runner"] == "processpool"
     assert big.peak_rss_bytes >= 44 * MiB
     assert big.features["process_peak_rss_bytes"] > big.peak_rss_bytes  # the worker's imports are excluded

@@ -7,29 +7,22 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from mirrorscale.plugins.prefect.features import estimate_size, task_features
+from mirrorscale.plugins.prefect.features import task_features
 from mirrorscale.plugins.prefect.measure import outcome_of
 from mirrorscale.plugins.prefect.policy import code_policy, mirrorscale_policy, resolve_policy
 from mirrorscale.policy import PolicyError, PolicySet
 
 
-def test_sizes_are_estimated_without_copying() -> None:
-    assert estimate_size(b"x" * 1000) == 1000
-    assert estimate_size("é" * 10) == 20
-    assert estimate_size(np.zeros(1000, dtype=np.float64)) == 8000
-    small, big = estimate_size(list(range(100))), estimate_size(list(range(10_000)))
-    assert 80 * small < big < 120 * small  # long containers are extrapolated from a prefix
-    assert estimate_size({"a": b"x" * 500}) > 500
-
-
 def test_features_name_policy_params_and_time() -> None:
-    started = datetime(2026, 3, 4, 15, 30, tzinfo=timezone.utc)  # a Wednesday
-    features, total = task_features({"n_rows": 5000, "rows": [1, 2, 3], "blob": b"abc"}, ["n_rows", "rows", "nope"],
-                                    started)
-    assert features["params"] == {"n_rows": 5000, "rows": 3}
-    assert (features["hour"], features["weekday"]) == (15, 2)
-    assert set(features["param_bytes"]) == {"n_rows", "rows", "blob"}
-    assert total == sum(features["param_bytes"].values())
+    started = datetime(2026, 3, 4, 15, 30, tzinfo=timezone.utc)
+    parameters = {"n_rows": 5000, "rows": [b"ab", b"cd", b"ef"], "blob": np.zeros(100)}
+    features, total = task_features(parameters, ["n_rows", "rows", "nope"], started)
+    assert (features["param.n_rows"], features["param.rows"]) == (5000, 3)
+    assert "param.nope" not in features
+    assert (features["arg_bytes.n_rows"], features["arg_bytes.rows"], features["arg_bytes.blob"]) == (0, 6, 800)
+    assert total == features["args_bytes"] == 806
+    local = started.astimezone()
+    assert (features["hour"], features["weekday"]) == (local.hour, local.weekday())
 
 
 def test_outcomes() -> None:
