@@ -11,7 +11,8 @@ copying it:
 =============================  ==========================================================
 value                          size
 =============================  ==========================================================
-``None``, bool, numbers        0 (a scalar carries no data volume; name it as a feature)
+``None``, bool, numbers        0 as a parameter (name it as a feature); inside a
+                               container, its ``sys.getsizeof``
 ``str``                        UTF-8 length
 ``bytes``, ``bytearray``       length; ``memoryview``: ``nbytes``
 pandas DataFrame / Series      ``memory_usage(deep=True, index=False)``
@@ -75,24 +76,29 @@ def _size(value: Any, depth: int) -> int:
     if isinstance(nbytes, int):
         return nbytes
     if isinstance(value, os.PathLike):
-        return _file_size(value)
+        return file_size(value)
     if depth >= MAX_DEPTH:
         return _getsizeof(value)
     if isinstance(value, Mapping):
         pairs = [item for _, item in zip(range(MAX_ITEMS), value.items())]
-        walked = sum(_size(k, depth + 1) + _size(v, depth + 1) for k, v in pairs)
+        walked = sum(_item_size(k, depth) + _item_size(v, depth) for k, v in pairs)
         return _extrapolate(walked, len(pairs), len(value))
     if isinstance(value, (list, tuple, set, frozenset)):
         items = value if isinstance(value, (list, tuple)) else list(value)
         if is_path_list(items):
-            return sum(_file_size(p) for p in items)
+            return sum(file_size(p) for p in items)
         probe = _evenly_spaced(items, MAX_ITEMS)
-        return _extrapolate(sum(_size(v, depth + 1) for v in probe), len(probe), len(items))
+        return _extrapolate(sum(_item_size(v, depth) for v in probe), len(probe), len(items))
     if isinstance(value, Sequence):  # e.g. Airflow's lazy XCom sequence: every item is a fetch
         total = len(value)
         probe = [value[i] for i in range(min(total, LAZY_ITEMS))]
-        return _extrapolate(sum(_size(v, depth + 1) for v in probe), len(probe), total)
+        return _extrapolate(sum(_item_size(v, depth) for v in probe), len(probe), total)
     return _getsizeof(value)
+
+
+def _item_size(item: Any, depth: int) -> int:
+    """An item of a container: scalars count their object size (a list of numbers is data)."""
+    return _size(item, depth + 1) or _getsizeof(item)
 
 
 def _is_pandas(value: Any) -> bool:
@@ -100,7 +106,8 @@ def _is_pandas(value: Any) -> bool:
     return module.startswith("pandas") and callable(getattr(value, "memory_usage", None))
 
 
-def _file_size(path: Any) -> int:
+def file_size(path: Any) -> int:
+    """The size of the file at ``path`` in bytes; 0 for a missing file, a folder or a bad path."""
     try:
         return os.path.getsize(path) if os.path.isfile(path) else 0
     except (OSError, TypeError, ValueError):
@@ -110,12 +117,10 @@ def _file_size(path: Any) -> int:
 def is_path_list(items: Sequence[Any]) -> bool:
     """True for a non-empty list of file paths (``str`` or ``PathLike``) that exist as files.
 
-    Only the first few items are checked on disk, so a long list costs a few
-    ``stat`` calls.
+    At most the first :data:`MAX_ITEMS` items are checked on disk.
     """
-    if not items or not all(isinstance(p, (str, os.PathLike)) for p in items[:MAX_ITEMS]):
-        return False
-    return all(_looks_like_file(p) for p in items[:8])
+    head = items[:MAX_ITEMS]
+    return bool(head) and all(isinstance(p, (str, os.PathLike)) and _looks_like_file(p) for p in head)
 
 
 def _looks_like_file(path: str | os.PathLike[str]) -> bool:

@@ -21,28 +21,27 @@ for one seed a smaller fraction keeps a prefix of the same random order, so a
 named arguments (a keyword name or a positional index) with a callable
 ``sampler(value, fraction, seed) -> value`` or a ``"module:function"`` reference,
 as a policy would name it. The sizes of the input before and after sampling
-(:func:`input_size`) are recorded as features of the mirror run.
+(:func:`mirrorscale.features.value_size`, the same estimate the engines record
+for real runs) are recorded as features of the mirror run.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mirrorscale.features import file_size, is_path_list, value_size
+
 __all__ = [
-    "SampledInput", "Sampler", "input_size", "resolve_sampler", "sample_count", "sample_inputs",
+    "SampledInput", "Sampler", "resolve_sampler", "sample_count", "sample_inputs",
     "sample_paths_by_bytes", "sample_paths_by_count", "sample_positions", "sample_value",
 ]
 
 Sampler = Callable[[Any, float, int], Any]
 """``sampler(value, fraction, seed) -> sampled value``."""
-
-_SIZE_PROBE = 1000  # items measured to estimate the size of a long list
-
 
 def sample_count(n: int, fraction: float) -> int:
     """How many of ``n`` items a ``fraction`` keeps: ``round(n * fraction)``, at least 1 (0 of 0)."""
@@ -88,13 +87,6 @@ def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, (str, bytes, bytearray, int, float, complex, bool))
 
 
-def _is_path_list(value: Any) -> bool:
-    """A non-empty list/tuple whose items are all paths of existing files."""
-    if not isinstance(value, (list, tuple)) or not value:
-        return False
-    return all(isinstance(p, (str, os.PathLike)) and os.path.isfile(p) for p in value)
-
-
 def _rebuild(value: Sequence[Any], items: list[Any]) -> Any:
     """A sequence of ``value``'s type holding ``items`` (plain list/tuple for subclasses)."""
     return tuple(items) if isinstance(value, tuple) else items
@@ -112,7 +104,7 @@ def sample_paths_by_bytes(paths: Sequence[Any], fraction: float, seed: int) -> A
     """
     import numpy as np
 
-    sizes = [os.path.getsize(p) for p in paths]
+    sizes = [file_size(p) for p in paths]
     target = fraction * sum(sizes)
     chosen, total = [], 0
     for i in np.random.default_rng(seed).permutation(len(paths)).tolist():
@@ -144,42 +136,11 @@ def sample_value(value: Any, fraction: float, seed: int) -> Any:
     if isinstance(value, Mapping):  # dict of partitions: each partition sampled, keys kept
         parts = {k: sample_value(v, fraction, seed) for k, v in value.items()}
         return parts if type(value) is dict else _same_mapping(value, parts)
-    if _is_path_list(value):
+    if isinstance(value, (list, tuple)) and is_path_list(value):
         return sample_paths_by_bytes(value, fraction, seed)
     if isinstance(value, (list, tuple)):
         return _rebuild(value, [value[i] for i in sample_positions(len(value), fraction, seed)])
     return value
-
-
-def input_size(value: Any) -> int:
-    """An estimate of the bytes ``value`` holds (files count by their size on disk).
-
-    Arrays and frames report their buffers (frames with ``deep=True``, without
-    the index, which sampling turns from a range into an array); lists of
-    more than 1000 items are estimated from 1000 evenly spaced ones.
-    """
-    if value is None or isinstance(value, (bool, int, float, complex)):
-        return 0
-    if isinstance(value, (str, bytes, bytearray)):
-        return len(value)
-    if _is_pandas(value):
-        usage = value.memory_usage(deep=True, index=False)  # a sample's index is an artifact
-        return int(usage.sum()) if hasattr(usage, "sum") else int(usage)
-    if _is_instance_of(value, "numpy", ("ndarray",)):
-        return int(value.nbytes)
-    if isinstance(value, Mapping):
-        return sum(input_size(k) + input_size(v) for k, v in value.items())
-    if _is_path_list(value):
-        return sum(os.path.getsize(p) for p in value)
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = list(value)
-        if len(items) <= _SIZE_PROBE:
-            return sys.getsizeof(items) + sum(input_size(v) or sys.getsizeof(v) for v in items)
-        step = len(items) / _SIZE_PROBE
-        probe = [items[int(i * step)] for i in range(_SIZE_PROBE)]
-        per_item = sum(input_size(v) or sys.getsizeof(v) for v in probe) / _SIZE_PROBE
-        return int(sys.getsizeof(items) + per_item * len(items))
-    return sys.getsizeof(value)
 
 
 def resolve_sampler(spec: Sampler | str) -> Sampler:
@@ -238,8 +199,8 @@ def sample_inputs(args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = N
     out, sampled, full_bytes, sampled_bytes = [], [], 0, 0
     for name, value in zip(names, values):
         new = custom.get(name, sample_value)(value, fraction, seed)
-        before = input_size(value)
-        after = before if new is value else input_size(new)
+        before = value_size(value)
+        after = before if new is value else value_size(new)
         if new is not value:
             sampled.append(name)
         full_bytes, sampled_bytes = full_bytes + before, sampled_bytes + after

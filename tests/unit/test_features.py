@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def test_containers_sum_their_items_and_extrapolate_long_ones() -> None:
     assert value_size(long) == 10 * MAX_ITEMS * 5
     nested = {"rows": [np.zeros(10)] * 3}
     assert value_size(nested) == 4 + 240
+    numbers = list(range(10_000, 20_000))  # numbers inside a container are data
+    assert value_size(numbers) == sum(map(sys.getsizeof, numbers))
 
 
 def test_files_count_their_size_on_disk(tmp_path: Path) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mirrorscale.features import value_size
 from mirrorscale.mirror.samplers import (
-    input_size,
     sample_count,
     sample_inputs,
     sample_paths_by_bytes,
@@ -52,7 +52,7 @@ def test_numpy_rows_in_order() -> None:
     assert s.shape == (50, 2)
     assert np.all(np.diff(s[:, 0]) > 0)
     assert np.array_equal(s, sample_value(x, 0.05, 0))
-    assert input_size(x) == x.nbytes
+    assert value_size(x) == x.nbytes
 
 
 def test_pandas_frame_rows() -> None:
@@ -62,7 +62,7 @@ def test_pandas_frame_rows() -> None:
     assert len(s) == 100 and list(s.columns) == ["k", "v"]
     assert s.index.is_monotonic_increasing
     assert s.equals(sample_value(df, 0.1, 5))
-    assert 0 < input_size(s) < input_size(df)
+    assert 0 < value_size(s) < value_size(df)
 
 
 def test_file_paths_by_count_and_by_bytes(tmp_path) -> None:
@@ -74,9 +74,9 @@ def test_file_paths_by_count_and_by_bytes(tmp_path) -> None:
     by_count = sample_paths_by_count(paths, 0.25, 0)
     assert len(by_count) == 10
     by_bytes = sample_paths_by_bytes(paths, 0.25, 0)
-    total = input_size(paths)
+    total = value_size(paths)
     assert total == 36 * 1000 + 4 * 100_000
-    assert input_size(by_bytes) == pytest.approx(0.25 * total, rel=0.3)
+    assert value_size(by_bytes) == pytest.approx(0.25 * total, rel=0.3)
     assert sample_value(paths, 0.25, 0) == by_bytes  # default for path lists: by bytes
     assert sample_paths_by_bytes(paths, 0.25, 0) == by_bytes
 
