@@ -152,9 +152,22 @@ def _describe(ti: Any, run: _Run) -> tuple[dict[str, Any], dict[str, Any]]:
     features.update({k: v for k, v in allocated.items() if k in ("priority_weight", "queue")})
     if run.key[3] >= 0:
         features["dag_run_id"] = run.key[2]
+    if _in_process_test():
+        features["in_process"] = True  # `airflow dags test`: the process is the whole CLI, not a worker
     if problem is not None:
         TaskRecorder._warn(run, "could not read the policy", problem)
     return features, allocated
+
+
+def _in_process_test() -> bool:
+    """True under ``airflow dags test`` (tasks run inside the CLI process, not a task process)."""
+    try:
+        from airflow.sdk.execution_time import task_runner
+
+        comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    except Exception:  # noqa: BLE001
+        return False
+    return type(comms).__name__.startswith("InProcess")
 
 
 def _allocated(ti: Any) -> dict[str, Any]:

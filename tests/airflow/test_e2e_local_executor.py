@@ -106,6 +106,7 @@ def test_scheduler_runs_record_traces(tmp_path: Path, pg_database: str) -> None:
     assert set(ours) == {"extract", "transform", "load"}
     assert all(t["source"] == "airflow-listener" and t["outcome"] == "success" for t in ours.values())
     assert ours["transform"]["features"]["xcom_bytes"] > 10_000
+    assert not any(t["features"].get("in_process") for t in ours.values())  # real task processes
     scheduler_log = (tmp_path / "scheduler.log").read_text()
     assert "mirrorscale policy hook live" in scheduler_log
 

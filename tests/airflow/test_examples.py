@@ -27,6 +27,7 @@ def test_example_runs_and_is_recorded(airflow_env, dag_id: str) -> None:  # type
         assert t["peak_rss_bytes"] > 50 << 20  # the whole task process, not just the callable
         assert t["wall_seconds"] is not None and t["cpu_seconds"] is not None
         assert 0 <= t["features"]["hour"] < 24 and 0 <= t["features"]["weekday"] < 7
+        assert t["features"]["in_process"] is True  # marked as an `airflow dags test` run
     by_task = {t["task_id"]: t for t in traces}
     if dag_id == "ms_etl_daily":
         assert by_task["transform"]["features"]["xcom_bytes"] > 10_000  # extract's rows, pulled
