@@ -19,11 +19,20 @@ bound           prediction x exp(upper bound on its log error at miscoverage
                 excess 2 %, 30 runs -> x 1.10
 drift           after a new largest error of the chosen model, the bound is
                 at least that error for ``drift_runs`` runs
-floor, cap      at least ``floor`` (250 MiB, VPA's minimum), at most the
-                request, which every run of the workflow fitted in
+monotone floor  at least the largest usage of earlier runs whose input was
+                no larger, x exp(spread): memory rarely shrinks as input
+                grows (earlier run with less input used 1.90 GB, spread
+                1 % -> >= 1.92 GB)
+floor, cap      at least ``floor`` (250 MiB, VPA's minimum); at most the
+                request while every earlier run fitted in its own request
+                (a Nextflow ``memory`` was a real limit); once one did not,
+                at most 2 x the largest usage seen (one doubling beyond it)
 retry           not 2x: the largest error seen, widened by (1 + failures)
                 upside spreads (1.1 GB failed, largest ratio 1.15, spread
-                2 % -> ~1.2 GB); capped by the request while that is larger
+                2 % -> ~1.2 GB), and at least the smallest earlier usage
+                above the failed allocation, widened (the run used more
+                than that: 0.94 GB failed, an earlier run used 0.98 GB ->
+                >= 0.99 GB); never more than 2x; capped like allocations
 ==============  =============================================================
 """
 
@@ -87,7 +96,8 @@ class SelectorSizer:
     def __init__(self, *, models: Sequence[str] = DEFAULT_MODELS, alpha: float = DEFAULT_ALPHA,
                  min_residuals: int = 2, half_life: float | None = DEFAULT_HALF_LIFE,
                  prior_excess: float = DEFAULT_PRIOR_EXCESS, window: int = DEFAULT_WINDOW, drift_runs: int = 5,
-                 trust_request: bool = True, floor: float = 250 * MIB, confidence: float = 0.5) -> None:
+                 trust_request: bool = True, floor: float = 250 * MIB, confidence: float = 0.5,
+                 monotone_floor: bool = True) -> None:
         self.models = tuple(models)
         self.alpha = alpha
         self.min_residuals = min_residuals
@@ -98,7 +108,10 @@ class SelectorSizer:
         self.trust_request = trust_request
         self.floor = floor
         self.confidence = confidence
+        self.monotone_floor = monotone_floor
         self.history = History()
+        self.request_held = True
+        """Whether every run so far fitted in its own request (then the request is a valid cap)."""
         self.experts = [Expert(name, half_life=half_life, prior_excess=prior_excess, window=window)
                         for name in self.models]
         self.chosen: Expert | None = None
@@ -108,9 +121,18 @@ class SelectorSizer:
     def _cap(self, run: Run, allocation: float, above: float = 0.0) -> float:
         allocation = max(allocation, self.floor)
         request = run.request
-        if self.trust_request and request and request > above:
+        if self.trust_request and self.request_held and request and request > above:
             allocation = min(allocation, float(request))
+        elif len(self.history):  # no trustworthy request: one doubling beyond anything seen (or failed)
+            allocation = min(allocation, 2.0 * max(float(self.history.usage.max()), above))
         return allocation
+
+    def monotone_lower(self, run: Run) -> float:
+        """The largest usage of earlier runs with no more input than ``run`` (0 when none or unknown)."""
+        if not self.monotone_floor or run.input_size is None or not len(self.history):
+            return 0.0
+        smaller = self.history.input_size <= run.input_size
+        return float(self.history.usage[smaller].max()) if smaller.any() else 0.0
 
     def best(self) -> Expert | None:
         """The ready model with the least recent hypothetical cost (None in cold start)."""
@@ -145,16 +167,26 @@ class SelectorSizer:
         raw, leverage = self.chosen.raw(self.history, run.input_size)
         alpha = self.miscoverage()
         margin = self._log_margin(self.chosen, alpha, leverage)
+        allocation = raw * math.exp(margin)
         self.reason = f"model {self.chosen.name} x {math.exp(margin):.3f} (alpha {alpha:.2g})"
-        return self._cap(run, raw * math.exp(margin))
+        lower = self.monotone_lower(run) * math.exp(self.chosen.errors.spread)
+        if lower > allocation:
+            allocation = lower
+            self.reason += "; raised to an earlier run with less input"
+        return self._cap(run, allocation)
 
     def retry(self, run: Run, failed: float, failures: int) -> float:
-        """After a failure: the largest error seen, widened per failure; capped by the request."""
+        """After a failure: the largest error seen, widened per failure, and at least the
+        smallest earlier usage above ``failed`` (the run needs more than ``failed``); capped."""
         target = 2.0 * failed
         if self.chosen is not None:
             raw, leverage = self.chosen.raw(self.history, run.input_size)
             widen = (1.0 + failures) * max(self.chosen.errors.spread, 0.01) * leverage
             target = max(raw * math.exp(self.chosen.errors.max_seen + widen), failed * math.exp(widen))
+            usage = self.history.usage
+            above = usage[usage > failed]
+            if len(above):  # conditional on usage > failed: the next level the history knows
+                target = max(target, float(above.min()) * math.exp(self.chosen.errors.spread))
             target = min(target, 2.0 * failed)  # never a bigger step than doubling
         elif len(self.history):
             target = max(target / 2.0 * 1.25, float(self.history.usage.max()) * 1.25)
@@ -168,4 +200,6 @@ class SelectorSizer:
             expert.observe(self.history, run, self.miscoverage(), self.min_residuals)
             jumps |= expert is self.chosen and expert.errors.n > self.min_residuals and expert.errors.last > before
         self._since_jump = 0 if jumps else self._since_jump + 1
+        if run.request and run.usage > run.request:
+            self.request_held = False
         self.history.append(run)

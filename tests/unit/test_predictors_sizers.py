@@ -102,3 +102,41 @@ def test_size_model_does_not_extrapolate_below_the_smallest_input():
         sizer.observe(_run(5 * GB + size, size, request=64 * GB))
     far_below = sizer.allocate(_run(0, 1e8, request=64 * GB))
     assert far_below >= 9 * GB  # the usage of the smallest input seen, not a log-log extrapolation
+
+
+def test_monotone_floor_covers_a_run_with_more_input_than_a_heavier_earlier_one():
+    # flat usage with one heavy run at a mid-sized input: a larger input should not be sized below it
+    rng = np.random.default_rng(1)
+    def feed(sizer):
+        for i, size in enumerate(rng.uniform(1e9, 2e9, 40)):
+            sizer.observe(_run((1.3 if i == 20 else 1.0) * GB * rng.lognormal(0, 0.003), size))
+        return sizer
+    rng = np.random.default_rng(1)
+    on = feed(SelectorSizer())
+    rng = np.random.default_rng(1)
+    off = feed(SelectorSizer(monotone_floor=False))
+    heavy = max(on.history.usage)
+    bigger = _run(0, 2.5e9)
+    assert on.allocate(bigger) >= heavy
+    assert off.allocate(bigger) < heavy  # the models alone shrug the one heavy run off
+
+
+def test_retry_jumps_to_the_next_usage_level_the_history_knows():
+    sizer = SelectorSizer()
+    for usage in [0.980] + [0.929] * 27:  # the larger run came first: no model error remembers it
+        sizer.observe(_run(usage * GB))
+    run = _run(0.975 * GB)
+    failed = sizer.allocate(run)
+    assert failed < 0.975 * GB  # tight history: the bound sits below the one larger run
+    assert sizer.retry(run, failed, 1) >= 0.98 * GB  # one retry reaches the level seen before
+
+
+def test_request_caps_only_while_runs_fit_in_it():
+    sizer = SelectorSizer()
+    for _ in range(10):
+        sizer.observe(_run(1 * GB, request=4 * GB))
+    assert sizer.allocate(_run(1 * GB, request=0.5 * GB)) == pytest.approx(0.5 * GB)  # request held so far
+    sizer.observe(_run(5 * GB, request=4 * GB))  # a run used more than its own request
+    allocation = sizer.allocate(_run(1 * GB, request=0.5 * GB))
+    assert allocation > 0.5 * GB
+    assert allocation <= 2 * 5 * GB  # without a trustworthy request: one doubling beyond the largest usage
