@@ -28,6 +28,7 @@ from mirrorscale.store.engine import make_engine
 from mirrorscale.store.models import (
     Allocation,
     ExecutionTrace,
+    MirrorState,
     Prediction,
     ResourceShadow,
     Task,
@@ -239,7 +240,7 @@ class HistoryStore:
 
     # -- decisions ---------------------------------------------------------
 
-    def save(self, key: TaskKey, record: Allocation | ResourceShadow | Prediction) -> int:
+    def save(self, key: TaskKey, record: Allocation | ResourceShadow | Prediction | MirrorState) -> int:
         """Store a transient decision record (made by the allocator or a mirror) for task ``key``.
 
         Returns its id; ``record`` is detached afterwards and keeps its values.
@@ -275,6 +276,62 @@ class HistoryStore:
             )
             return session.scalar(query)
 
+
+    # -- allocator and mirror life cycle -------------------------------------
+
+    def traces_since(self, key: TaskKey, after: datetime | None, *, limit: int = 200) -> list[ExecutionTrace]:
+        """Runs of task ``key`` started at or after ``after`` (all when None), oldest first, at most ``limit``.
+
+        The allocator's incremental refit: one range scan of the
+        ``(task_pk, started_at)`` index. With ``after`` None the *newest*
+        ``limit`` runs are returned (still oldest first).
+        """
+        engine, pipeline_id, task_id = key
+        where = [Task.engine == engine, Task.pipeline_id == pipeline_id, Task.task_id == task_id]
+        if after is not None:
+            where.append(ExecutionTrace.started_at >= after)
+            order = (ExecutionTrace.started_at, ExecutionTrace.id)
+        else:
+            order = (ExecutionTrace.started_at.desc(), ExecutionTrace.id.desc())
+        query = select(ExecutionTrace).join(Task).where(*where).order_by(*order).limit(limit)
+        with self.reading() as session:
+            rows = list(session.scalars(query))
+        return rows if after is not None else rows[::-1]
+
+    def latest_shadow(self, key: TaskKey) -> ResourceShadow | None:
+        """The newest :class:`ResourceShadow` recorded for task ``key``."""
+        return self._latest(ResourceShadow, key)
+
+    def shadow(self, shadow_id: int) -> ResourceShadow | None:
+        """One stored :class:`ResourceShadow` by id."""
+        with self.reading() as session:
+            return session.get(ResourceShadow, shadow_id)
+
+    def recent_shadows(self, key: TaskKey, *, limit: int = 10) -> list[ResourceShadow]:
+        """The ``limit`` newest shadows of task ``key``, newest first."""
+        return self._latest(ResourceShadow, key, limit=limit)
+
+    def record_mirror_state(self, key: TaskKey, *, state: str, reason: str, volatility: float | None = None,
+                            details: dict[str, Any] | None = None, created_at: datetime | None = None) -> int:
+        """Store one mirror life-cycle transition of task ``key``; return its id."""
+        row = MirrorState(state=state, reason=reason, volatility=volatility, details=details or {},
+                          created_at=created_at or utcnow())
+        return self.save(key, row)  # type: ignore[arg-type]
+
+    def latest_mirror_state(self, key: TaskKey) -> MirrorState | None:
+        """The newest :class:`MirrorState` of task ``key`` (its current state); None: never mirrored."""
+        return self._latest(MirrorState, key)
+
+    def _latest(self, model: type, key: TaskKey, *, limit: int | None = None):  # type: ignore[no-untyped-def]
+        """The newest row(s) of ``model`` for task ``key`` by ``created_at`` (one, or a list with ``limit``)."""
+        engine, pipeline_id, task_id = key
+        query = (
+            select(model).join(Task)
+            .where(Task.engine == engine, Task.pipeline_id == pipeline_id, Task.task_id == task_id)
+            .order_by(model.created_at.desc(), model.id.desc()).limit(limit or 1)
+        )
+        with self.reading() as session:
+            return list(session.scalars(query)) if limit else session.scalar(query)
 
 def _check_columns(row: dict[str, Any]) -> None:
     unknown = sorted(set(row) - _TRACE_COLUMNS)

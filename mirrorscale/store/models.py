@@ -14,6 +14,7 @@ table                         one row is
 ``mirrorscale_shadow``        a :class:`ResourceShadow`: one mirror run and its estimate
 ``mirrorscale_prediction``    a :class:`Prediction`: one forecast for one run
 ``mirrorscale_allocation``    an :class:`Allocation`: one sizing decision with its reason
+``mirrorscale_mirror_state``  a :class:`MirrorState`: one mirror life-cycle transition
 ============================  =====================================================
 """
 
@@ -250,5 +251,29 @@ class Allocation(Base):
     source: Mapped[str] = mapped_column(String(32), default="history")
     reason: Mapped[str] = mapped_column(Text, default="")
     shadow_id: Mapped[int | None] = mapped_column(ForeignKey("mirrorscale_shadow.id", ondelete="SET NULL"))
+
+    task: Mapped[Task] = relationship(lazy="joined", innerjoin=True)
+
+
+MIRROR_STATES = ("none", "active", "retired")
+"""Allowed values of :attr:`MirrorState.state` (the mirror life cycle, :mod:`mirrorscale.lifecycle`)."""
+
+
+class MirrorState(Base):
+    """One transition of a task's mirror life cycle (none -> active -> retired), with its reason."""
+
+    __tablename__ = "mirrorscale_mirror_state"
+    __table_args__ = (
+        Index("ix_mirrorscale_mirror_state_task_pk_created_at", "task_pk", "created_at"),
+        CheckConstraint(_one_of("state", MIRROR_STATES), name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    task_pk: Mapped[int] = mapped_column(ForeignKey("mirrorscale_task.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    volatility: Mapped[float | None] = mapped_column(Float)
+    details: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
 
     task: Mapped[Task] = relationship(lazy="joined", innerjoin=True)
