@@ -23,6 +23,10 @@ children: they are the temporary Prefect API server, process-pool workers and th
 like, and their memory is not the task's (a subprocess the task starts itself is
 missed there). In a worker process the whole process tree is measured.
 
+Tasks admitted with an allocation (mode ``enforce``) run under a memory guard that
+stops them when they outgrow it (:mod:`mirrorscale.plugins.prefect.guard`; sync
+tasks only); their trace then says ``oom_killed``.
+
 The process's full peak and its baseline are kept in the features
 (``process_peak_rss_bytes``, ``rss_baseline_bytes``); the stored time series is
 relative to the baseline as well. A failure to measure or to store never changes
@@ -197,6 +201,32 @@ class _Attempt:
         )
 
 
+def _attributable() -> bool:
+    """True while exactly one measured task runs in this process."""
+    return len(_ACTIVE) == 1
+
+
+def _guarded_call(spec: MeasureSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Call ``fn``; with an allocation, under a :class:`~mirrorscale.plugins.prefect.guard.MemoryGuard`."""
+    if spec.admission is None:
+        return fn(*args, **kwargs)
+    from mirrorscale.plugins.prefect.guard import MemoryGuard, TaskOutOfMemory
+
+    guard = MemoryGuard(spec.admission.allocated_bytes, attributable=_attributable).start()
+    try:
+        result = fn(*args, **kwargs)
+        guard.stop()
+        return result
+    except TaskOutOfMemory:
+        guard.stop()
+        if guard.tripped_at is None:
+            raise
+        raise TaskOutOfMemory(guard.describe()) from None
+    except BaseException:
+        guard.stop()
+        raise
+
+
 def measured(fn: Callable[..., Any], spec: MeasureSpec) -> Callable[..., Any]:
     """``fn`` wrapped so that every call is measured and stored as a trace of ``spec``'s task.
 
@@ -229,7 +259,7 @@ def measured(fn: Callable[..., Any], spec: MeasureSpec) -> Callable[..., Any]:
             with admitted(spec.admission) as waited:
                 attempt = _Attempt(spec, fn, args, kwargs, waited)
                 try:
-                    result = fn(*args, **kwargs)
+                    result = _guarded_call(spec, fn, args, kwargs)
                 except BaseException as exc:
                     attempt.end(exc)
                     raise

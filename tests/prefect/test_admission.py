@@ -75,3 +75,34 @@ def test_running_allocations_stay_within_capacity(traces_of: Any) -> None:
     assert _max_overlap(held, lambda t: 1) == 2  # ... and two did run together
     assert _max_overlap(unheld, lambda t: 1) >= 3  # observe-mode tasks are not held back
     assert max(t.features["admission"]["waited_seconds"] for t in held) > 0.3
+
+
+@mirrorscale_policy(mode="enforce", default_memory="32MiB", headroom=0, features=["mib"])
+@task
+def greedy(mib: int) -> int:
+    chunks = []
+    for _ in range(mib):  # grows in Python steps, so the guard's exception lands in time
+        chunk = bytearray(MiB)
+        chunk[::4096] = b"\x01" * len(chunk[::4096])
+        chunks.append(chunk)
+        time.sleep(0.002)
+    return len(chunks)
+
+
+@flow(name="oom-guard", task_runner=PredictiveTaskRunner(
+    inner=ThreadPoolTaskRunner(max_workers=1),
+    admission=MemoryAdmission(capacity="1GiB", name="mirrorscale-memory-oom-test")))
+def oom_flow() -> tuple[Any, int]:
+    over = greedy.submit(400)
+    over.wait()
+    return over.state, greedy.submit(8).result()
+
+
+def test_a_task_over_its_allocation_is_stopped_and_recorded_as_oom(traces_of: Any) -> None:
+    state, small = oom_flow()
+    assert small == 8 and state.is_failed()
+    assert "allocation of 32 MiB" in str(state.message) + repr(state.result(raise_on_failure=False))
+    by_mib = {t.features["param.mib"]: t for t in traces_of("oom-guard")}
+    assert by_mib[400].outcome == "oom_killed" and by_mib[8].outcome == "success"
+    assert 32 * MiB < by_mib[400].peak_rss_bytes < 200 * MiB  # stopped long before it took 400 MiB
+    assert by_mib[400].allocated_memory_bytes == 32 * MiB
