@@ -1,0 +1,146 @@
+"""The feeder and aggregate state of the allocator: one cached, incrementally fed model per task.
+
+A :class:`TaskModel` wraps a sizer of the registry (``METHODS["mirrorscale"]``,
+the project's online selector) and remembers the newest trace it has seen. Each
+``decide`` asks the store only for traces started at or after that moment
+(:meth:`HistoryStore.traces_since`, one range scan of the ``(task_pk,
+started_at)`` index), so a task with thousands of runs costs a handful of rows
+per decision, not a table scan. The first fit reads at most :data:`WINDOW` runs.
+
+What it keeps besides the sizer (all bounded):
+
+===================  ============================================================
+state                used for
+===================  ============================================================
+``errors``           the sizer's own out-of-sample log errors on the last 20
+                     runs: the history *band* compared with a shadow's
+``cpu_ratio``        CPU seconds / wall seconds of recent runs -> CPU request
+``wall``             recent wall seconds -> priority
+``baseline``         process RSS before the task code (``baseline_rss_bytes``)
+                     -> added to a shadow's predicted *increase*
+``tail``             the newest traces of any outcome -> OOM bump
+===================  ============================================================
+
+A trace recorded later with an older ``started_at`` than the newest one seen
+is not picked up until the model is rebuilt (:meth:`Allocator.forget`).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable
+
+from mirrorscale.predictors.methods import METHODS
+
+WINDOW = 200
+"""Runs read on a task's first fit (the newest ones)."""
+RECENT = 20
+"""Runs behind the band, CPU ratio, wall time and baseline statistics."""
+
+
+@dataclass(frozen=True, slots=True)
+class SizerRun:
+    """A run as the sizers read it (:class:`~mirrorscale.predictors.sizing.Run`)."""
+
+    usage: float
+    runtime_ms: float
+    input_size: float | None
+    request: float | None = None
+
+
+@dataclass(frozen=True)
+class HistoryEstimate:
+    """What the history model says about the next run."""
+
+    memory_bytes: int | None
+    """The sizer's allocation (already an upper bound); None in cold start."""
+    band: float | None
+    """Median relative miss of the sizer on recent runs (0.1 ~ +-10 %); None before 3 scored runs."""
+    runs: int
+    """Successful runs the sizer has learned from."""
+    reason: str
+    cpu: float | None
+    """Median CPU seconds per wall second of recent runs (cores)."""
+    wall_seconds: float | None
+    """Median wall seconds of recent runs."""
+    baseline_bytes: int
+    """Median process RSS before task code (0 when traces store the increase only)."""
+
+
+class TaskModel:
+    """Per-task aggregate state: a sizer fed oldest first, plus bounded recent statistics."""
+
+    def __init__(self, *, method: str = "mirrorscale") -> None:
+        self.method = method
+        self.sizer = METHODS[method].new_sizer()
+        self.runs = 0
+        self.last_started: datetime | None = None
+        self._ids_at_last: set[int] = set()
+        self.errors: deque[float] = deque(maxlen=RECENT)
+        self.cpu_ratio: deque[float] = deque(maxlen=RECENT)
+        self.wall: deque[float] = deque(maxlen=RECENT)
+        self.baseline: deque[int] = deque(maxlen=RECENT)
+        self.tail: deque[Any] = deque(maxlen=RECENT)
+
+    def feed(self, traces: Iterable[Any]) -> int:
+        """Learn from ``traces`` (oldest first), skipping ones already seen; returns how many were new."""
+        fresh = 0
+        for trace in traces:
+            if self.last_started is not None and (trace.started_at < self.last_started or trace.id in self._ids_at_last):
+                continue
+            if trace.started_at != self.last_started:
+                self.last_started, self._ids_at_last = trace.started_at, set()
+            self._ids_at_last.add(trace.id)
+            self.tail.append(trace)
+            self._learn(trace)
+            fresh += 1
+        return fresh
+
+    def _learn(self, trace: Any) -> None:
+        if trace.outcome != "success" or not trace.peak_rss_bytes or trace.wall_seconds is None:
+            return
+        run = SizerRun(float(trace.peak_rss_bytes), trace.wall_seconds * 1000.0,
+                       None if trace.input_size_bytes is None else float(trace.input_size_bytes))
+        if self.runs >= 2:  # score the sizer out of sample before it sees the run
+            predicted = self.sizer.allocate(run)
+            self.errors.append(abs(math.log(run.usage / predicted)))
+        self.sizer.observe(run)
+        self.runs += 1
+        if trace.wall_seconds > 0 and trace.cpu_seconds is not None:
+            self.cpu_ratio.append(trace.cpu_seconds / trace.wall_seconds)
+        self.wall.append(trace.wall_seconds)
+        self.baseline.append(int((trace.features or {}).get("baseline_rss_bytes") or 0))
+
+    def estimate(self, input_size: float | None) -> HistoryEstimate:
+        """The sizer's allocation for a run of ``input_size`` with the recent statistics."""
+        memory = None
+        reason = "no successful run yet"
+        if self.runs:
+            memory = int(self.sizer.allocate(SizerRun(0.0, 0.0, input_size)))
+            reason = str(getattr(self.sizer, "reason", self.method))
+        band = math.expm1(statistics.median(self.errors)) if len(self.errors) >= 3 else None
+        return HistoryEstimate(
+            memory_bytes=memory, band=band, runs=self.runs, reason=reason,
+            cpu=statistics.median(self.cpu_ratio) if self.cpu_ratio else None,
+            wall_seconds=statistics.median(self.wall) if self.wall else None,
+            baseline_bytes=int(statistics.median(self.baseline)) if self.baseline else 0)
+
+    def retry(self, input_size: float | None, failed: float, failures: int) -> int | None:
+        """The sizer's own allocation after ``failures`` OOM kills at ``failed`` bytes (None in cold start)."""
+        if not self.runs:
+            return None
+        return int(self.sizer.retry(SizerRun(0.0, 0.0, input_size), failed, failures))
+
+    def oom_streak(self, run_id: str | None = None) -> tuple[int, Any | None]:
+        """How many of the newest traces (of ``run_id``, else of the task) were OOM-killed in a row, and the last one."""
+        tail = [t for t in self.tail if run_id is None or t.run_id == run_id]
+        streak, last = 0, None
+        for trace in reversed(tail):
+            if trace.outcome != "oom_killed":
+                break
+            streak, last = streak + 1, last or trace
+        return streak, last
