@@ -88,24 +88,25 @@ class TaskModel:
 
     def feed(self, traces: Iterable[Any]) -> int:
         """Learn from ``traces`` (oldest first), skipping ones already seen; returns how many were new."""
-        fresh = 0
-        for trace in traces:
-            if self.last_started is not None and (trace.started_at < self.last_started or trace.id in self._ids_at_last):
-                continue
+        new = [t for t in traces if self._is_new(t)]
+        for index, trace in enumerate(new):
             if trace.started_at != self.last_started:
                 self.last_started, self._ids_at_last = trace.started_at, set()
             self._ids_at_last.add(trace.id)
             self.tail.append(trace)
-            self._learn(trace)
-            fresh += 1
-        return fresh
+            self._learn(trace, score=index >= len(new) - RECENT)
+        return len(new)
 
-    def _learn(self, trace: Any) -> None:
+    def _is_new(self, trace: Any) -> bool:
+        last = self.last_started
+        return last is None or trace.started_at > last or (trace.started_at == last and trace.id not in self._ids_at_last)
+
+    def _learn(self, trace: Any, *, score: bool = True) -> None:
         if trace.outcome != "success" or not trace.peak_rss_bytes or trace.wall_seconds is None:
             return
         run = SizerRun(float(trace.peak_rss_bytes), trace.wall_seconds * 1000.0,
                        None if trace.input_size_bytes is None else float(trace.input_size_bytes))
-        if self.runs >= 2:  # score the sizer out of sample before it sees the run
+        if score and self.runs >= 2:  # score the sizer out of sample before it sees the run (only the newest)
             predicted = self.sizer.allocate(run)
             self.errors.append(abs(math.log(run.usage / predicted)))
         self.sizer.observe(run)

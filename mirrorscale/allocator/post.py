@@ -73,8 +73,8 @@ def cpu_request(cores: float | None, policy: TaskPolicy) -> float | None:
     """Cores to request: ``cores`` rounded up to :data:`CPU_STEP`, at least one step, clamped; None when unknown."""
     if cores is None or not math.isfinite(cores):
         return policy.cpu.clamp(policy.cpu.min_allowed) if policy.cpu.min_allowed is not None else None
-    stepped = max(CPU_STEP, math.ceil(round(cores / CPU_STEP, 6)) * CPU_STEP)
-    return round(float(policy.cpu.clamp(stepped)), 3)
+    stepped = round(max(CPU_STEP, math.ceil(round(cores / CPU_STEP, 6)) * CPU_STEP), 3)
+    return float(policy.cpu.clamp(stepped))  # clamp last: bounds hold exactly
 
 
 def priority_weight(memory: int, wall_seconds: float | None, policy: TaskPolicy, *,
