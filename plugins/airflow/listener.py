@@ -10,8 +10,14 @@ succeeds, fails or skips itself. The trace is then written with
 
 Outcomes: success (skipped tasks too, with ``features["skipped"] = True``);
 ``oom_killed`` when the task raised ``MemoryError``; ``timed_out`` for
-Airflow's task timeout; ``failed`` otherwise. A task SIGKILLed for memory gets
-no listener call at all (see DESIGN.md) and is not recorded here.
+Airflow's task timeout; ``failed`` otherwise. A task SIGKILLed from outside
+gets no listener call at all (see DESIGN.md) and is not recorded here.
+
+Mode ``enforce`` with a memory allocation (``executor_config["mirrorscale"]
+["memory_bytes"]``): a :class:`~mirrorscale.plugins.airflow.guard.MemoryGuard`
+stops the task when its process tree outgrows the allocation, as a container
+limit would, and the run is recorded as ``oom_killed`` (also when the guard has
+to SIGKILL the process: it stores the trace first).
 
 Mapped task instances share one task in the store: each map index is one run,
 stored as ``run_id = "<dag run id>#<map index>"`` (``features["map_index"]``).
@@ -57,6 +63,8 @@ class _Run:
     monitor: Any = None
     features: dict[str, Any] = field(default_factory=dict)
     allocated: dict[str, Any] = field(default_factory=dict)
+    mode: str = "observe"
+    guard: Any = None
     warned: bool = False
 
 
@@ -95,9 +103,30 @@ class TaskRecorder:
             with self._lock:
                 self._runs[run.key] = run
             run.monitor = _start_monitor()
-            run.features, run.allocated = _describe(ti, run)
+            run.features, run.allocated, run.mode = _describe(ti, run)
+            run.guard = self._guard(run)
         except Exception as exc:  # noqa: BLE001 - never fail the task
             self._warn(run, "could not start measuring", exc)
+
+    def _guard(self, run: _Run) -> Any:
+        """A :class:`MemoryGuard` when the task runs in mode ``enforce`` with a memory allocation."""
+        limit = run.allocated.get("memory_bytes")
+        if run.mode != "enforce" or not limit:
+            return None
+        from mirrorscale.plugins.airflow.guard import MemoryGuard
+
+        run.features["memory_limit_bytes"] = int(limit)
+        return MemoryGuard(int(limit), kill_self=_supervised_task_process(),
+                           on_breach=lambda rss: self._killed(run, rss)).start()
+
+    def _killed(self, run: _Run, rss: int) -> None:
+        """The guard is about to SIGKILL the task: store its trace as ``oom_killed`` now."""
+        with self._lock:
+            if self._runs.pop(run.key, None) is None:
+                return  # the task already ended and was recorded
+        run.features["breach_rss_bytes"] = rss
+        usage = run.monitor.stop()
+        _write_bounded(lambda: _record(run, usage, datetime.now(timezone.utc), "oom_killed", None))
 
     def finished(self, ti: Any, outcome: str, *, skipped: bool = False) -> None:
         """Stop measuring ``ti`` and store its trace with ``outcome``."""
@@ -108,6 +137,11 @@ class TaskRecorder:
             if run is None or run.monitor is None:
                 return  # not measured (disabled, or starting failed and already warned)
             ended_at = datetime.now(timezone.utc)
+            if run.guard is not None:
+                run.guard.stop()
+                if run.guard.breached:  # whatever the task raised, it was stopped for memory
+                    outcome = "oom_killed"
+                    run.features["breach_rss_bytes"] = run.guard.breach_rss_bytes
             usage = run.monitor.stop()
             if skipped:
                 run.features["skipped"] = True
@@ -135,16 +169,18 @@ def _start_monitor() -> Any:
     return ProcessMonitor().start()
 
 
-def _describe(ti: Any, run: _Run) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Features (with the policy's named params) and what Airflow allocated to the task."""
+def _describe(ti: Any, run: _Run) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """Features (with the policy's named params), what Airflow allocated, and the policy's mode."""
     from mirrorscale.plugins.airflow.features import task_features
 
     names: tuple[str, ...] = ()
+    mode = "observe"
     problem: Exception | None = None
     try:
         from mirrorscale.policy import load_policies
 
-        names = tuple(load_policies().for_task(run.key[0], run.key[1]).features)
+        policy = load_policies().for_task(run.key[0], run.key[1])
+        names, mode = tuple(policy.features), policy.mode
     except Exception as exc:  # noqa: BLE001 - bad policy: record without its features, warn once
         problem = exc
     features = task_features(ti, run.started_at, names)
@@ -156,18 +192,30 @@ def _describe(ti: Any, run: _Run) -> tuple[dict[str, Any], dict[str, Any]]:
         features["in_process"] = True  # `airflow dags test`: the process is the whole CLI, not a worker
     if problem is not None:
         TaskRecorder._warn(run, "could not read the policy", problem)
-    return features, allocated
+    return features, allocated, mode
 
 
-def _in_process_test() -> bool:
-    """True under ``airflow dags test`` (tasks run inside the CLI process, not a task process)."""
+def _supervisor_comms_kind() -> str:
+    """``"in-process"`` under ``airflow dags test``, ``"supervised"`` in a real task process, else ``""``."""
     try:
         from airflow.sdk.execution_time import task_runner
 
         comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
     except Exception:  # noqa: BLE001
-        return False
-    return type(comms).__name__.startswith("InProcess")
+        return ""
+    if comms is None:
+        return ""
+    return "in-process" if type(comms).__name__.startswith("InProcess") else "supervised"
+
+
+def _in_process_test() -> bool:
+    """True under ``airflow dags test`` (tasks run inside the CLI process, not a task process)."""
+    return _supervisor_comms_kind() == "in-process"
+
+
+def _supervised_task_process() -> bool:
+    """True in a task process of its own (forked by the supervisor): the guard may SIGKILL it."""
+    return _supervisor_comms_kind() == "supervised"
 
 
 def _allocated(ti: Any) -> dict[str, Any]:
