@@ -1,0 +1,88 @@
+"""The allocator on a real store (SQLite and PostgreSQL): stored decisions, incremental refit, OOM, plans."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from mirrorscale.allocator import Allocator, Request
+from mirrorscale.policy import PolicySet
+from mirrorscale.store.history import HistoryStore
+
+GIB = 2**30
+KEY = ("airflow", "etl", "transform")
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def store(store_url: str):  # type: ignore[no-untyped-def]
+    s = HistoryStore.open(store_url)
+    yield s
+    s.close()
+
+
+def _row(i: int, peak: int = GIB, **columns) -> dict:
+    return dict(engine=KEY[0], pipeline_id=KEY[1], task_id=KEY[2], run_id=f"r{i}",
+                started_at=T0 + timedelta(hours=i), peak_rss_bytes=peak, wall_seconds=60.0, cpu_seconds=30.0,
+                **columns)
+
+
+def _policies(mode: str = "recommend", **more) -> PolicySet:
+    return PolicySet.from_mapping({"mode": mode, **more}, environ={})
+
+
+def test_recommend_is_stored_and_found_again(store: HistoryStore) -> None:
+    store.add_traces(_row(i) for i in range(20))
+    allocation = Allocator(store, _policies(pool_slot_memory="1GiB")).decide(KEY, "next")
+    latest = store.latest_allocation(KEY)
+    assert latest is not None and latest.id == allocation.id
+    assert (latest.memory_bytes, latest.reason, latest.mode, latest.applied) == (
+        allocation.memory_bytes, allocation.reason, "recommend", False)
+    assert latest.pool_slots == allocation.pool_slots >= 2
+
+
+def test_enforce_is_marked_applied_and_observe_is_not_stored(store: HistoryStore) -> None:
+    store.add_traces(_row(i) for i in range(5))
+    Allocator(store, _policies("observe")).decide(KEY, "a")
+    assert store.latest_allocation(KEY) is None
+    Allocator(store, _policies("enforce")).decide(KEY, "b")
+    assert store.latest_allocation(KEY).applied is True
+
+
+def test_new_traces_are_picked_up_incrementally_and_an_oom_bumps(store: HistoryStore) -> None:
+    store.add_traces(_row(i) for i in range(30))
+    allocator = Allocator(store, _policies(headroom=0.0))
+    before = allocator.decide(KEY, "r30")
+    store.record_trace(engine=KEY[0], pipeline_id=KEY[1], task_id=KEY[2], run_id="r30",
+                       started_at=T0 + timedelta(hours=30), outcome="oom_killed", peak_rss_bytes=GIB,
+                       allocated_memory_bytes=before.memory_bytes)
+    after = allocator.decide(KEY, "r30", try_number=2)
+    assert allocator.model(KEY).runs == 30 and len(allocator.model(KEY).tail) == 20
+    assert after.memory_bytes >= 1.2 * before.memory_bytes and "OOM bump: this run" in after.reason
+
+
+def test_stored_shadow_is_used_and_linked(store: HistoryStore) -> None:
+    from mirrorscale.store.models import ResourceShadow
+
+    store.add_traces(_row(i, int(GIB * (1.8 if i % 2 else 0.6))) for i in range(20))
+    shadow_id = store.save(KEY, ResourceShadow(
+        sample_fraction=0.05, outcome="ok", predicted_peak_rss_bytes=2 * GIB, predicted_peak_rss_low=int(1.9 * GIB),
+        predicted_peak_rss_high=int(2.1 * GIB), created_at=datetime.now(timezone.utc)))
+    allocation = Allocator(store, _policies()).decide(KEY, "next")
+    assert allocation.source == "shadow" and allocation.shadow_id == shadow_id
+    assert store.latest_allocation(KEY).shadow_id == shadow_id
+
+
+def test_decide_all_stores_the_plan(store: HistoryStore) -> None:
+    keys = [("airflow", "etl", f"t{j}") for j in range(4)]
+    store.add_traces(dict(_row(i, 3 * GIB), task_id=k[2]) for k in keys for i in range(10))
+    allocator = Allocator(store, _policies("enforce", headroom=0.0), capacity=8 * GIB)
+    decided = allocator.decide_all([Request(k, "run1") for k in keys])
+    stored = [store.latest_allocation(k) for k in keys]
+    waves: dict[int, int] = {}
+    for allocation in stored:
+        plan = allocation.executor_options["plan"]
+        waves[plan["wave"]] = waves.get(plan["wave"], 0) + allocation.memory_bytes
+    assert len(waves) >= 2 and all(total <= 8 * GIB for total in waves.values())
+    assert [a.id for a in decided] == [a.id for a in stored]
