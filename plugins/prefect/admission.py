@@ -60,6 +60,7 @@ class Admission:
     unit_bytes: int
     reason: str
     via: str = "concurrency-limit"
+    capacity_units: int = 0  # the limit's size (0: unknown); no admission may exceed it
 
     @property
     def allocated_bytes(self) -> int:
@@ -115,8 +116,9 @@ class MemoryAdmission:
         """The admission for a task needing ``need_bytes`` (None: not admission-controlled)."""
         if need_bytes is None:
             return None
-        units = min(self.slots, max(1, math.ceil(need_bytes / self.unit)))
-        return Admission(limit=self.name, units=units, unit_bytes=self.unit, reason=reason)
+        slots = self.slots
+        units = min(slots, max(1, math.ceil(need_bytes / self.unit)))
+        return Admission(limit=self.name, units=units, unit_bytes=self.unit, reason=reason, capacity_units=slots)
 
 
 def dask_admission(client: Any, resource: str, need_bytes: int | None, reason: str) -> Admission | None:

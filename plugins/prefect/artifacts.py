@@ -62,12 +62,15 @@ def forecast_rows(traces: list[Any], forecasts: Mapping[str, int | None]) -> lis
     rows = []
     for t in traces:
         forecast = forecasts.get(t.task.task_id)
+        source = NAIVE if forecast is not None else "n/a (no history)"
+        if (t.features or {}).get("forecast_bytes") is not None:
+            forecast, source = t.features["forecast_bytes"], t.features.get("forecast_source", "mirror")
         error = None
         if forecast is not None and t.peak_rss_bytes is not None:
             error = format_bytes(int(forecast) - int(t.peak_rss_bytes))
         rows.append({
             "task": t.task.task_id, "task run": t.run_id, "try": t.try_number, "outcome": t.outcome,
-            "forecast peak": _size(forecast), "forecast source": NAIVE if forecast is not None else "n/a (no history)",
+            "forecast peak": _size(forecast), "forecast source": source,
             "actual peak": _size(t.peak_rss_bytes), "forecast - actual": error or "n/a",
             "allocated": _size(t.allocated_memory_bytes),
             "CPU s": _seconds(t.cpu_seconds), "wall s": _seconds(t.wall_seconds),
@@ -76,7 +79,7 @@ def forecast_rows(traces: list[Any], forecasts: Mapping[str, int | None]) -> lis
     return rows
 
 
-def usage_markdown(flow_name: str, traces: list[Any]) -> str:
+def usage_markdown(flow_name: str, traces: list[Any], notes: Mapping[str, str] | None = None) -> str:
     """A markdown explanation of each task's recorded usage in this flow run."""
     by_task: dict[str, list[Any]] = defaultdict(list)
     for t in traces:
@@ -98,7 +101,13 @@ def usage_markdown(flow_name: str, traces: list[Any]) -> str:
                   + (" (first run)" if len(runs) > 1 else ""),
                   f"- measured in the {first.get('measured_in', 'unknown')} by runner "
                   f"`{first.get('runner', '?')}`; at most {max(r.features.get('overlapping_tasks', 1) for r in runs)} "
-                  "measured task(s) ran at once in one process", ""]
+                  "measured task(s) ran at once in one process"]
+        admitted = [r.features["admission"] for r in runs if "admission" in (r.features or {})]
+        if admitted:
+            lines.append(f"- admitted with {_size(runs[-1].allocated_memory_bytes)}: {admitted[-1]['reason']}")
+        if notes and task in notes:
+            lines.append(f"- mirror: {notes[task]}")
+        lines.append("")
     lines += ["## How to read this", "",
               "*Peak RSS rise* is how far the resident memory of the process that ran the task rose above "
               "its level when the task started. With a thread pool (or Dask threads) tasks that run at "
@@ -118,7 +127,8 @@ def _create(client: Any, *, kind: str, key: str, data: str, flow_run_id: Any, de
 
 
 def publish_run_artifacts(store: Any, *, flow_name: str, flow_run_id: Any, submitted: Mapping[str, str],
-                          forecasts: Mapping[str, int | None]) -> list[dict[str, Any]]:
+                          forecasts: Mapping[str, int | None],
+                          notes: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """Create the forecast table and the usage markdown for one flow run; return the table rows."""
     from prefect.client.orchestration import get_client
 
@@ -127,6 +137,6 @@ def publish_run_artifacts(store: Any, *, flow_name: str, flow_run_id: Any, submi
     with get_client(sync_client=True) as client:
         _create(client, kind="table", key=FORECAST_KEY, data=json.dumps(rows), flow_run_id=flow_run_id,
                 description=f"mirrorscale: forecast vs. actual peak memory per task run of `{flow_name}`")
-        _create(client, kind="markdown", key=USAGE_KEY, data=usage_markdown(flow_name, traces),
+        _create(client, kind="markdown", key=USAGE_KEY, data=usage_markdown(flow_name, traces, notes),
                 flow_run_id=flow_run_id, description=f"mirrorscale: recorded resource use of `{flow_name}`")
     return rows

@@ -72,6 +72,7 @@ class MeasureSpec:
     submit_pid: int = 0
     interval: float = 0.1
     admission: Any = None  # an admission.Admission held while the task runs, or None
+    mirror: Any = None  # a mirroring.MirrorPlan: mirror the task before admitting it
 
 
 def warn_once(key: str, message: str, *args: Any) -> None:
@@ -124,9 +125,11 @@ class _Attempt:
     """One measured attempt: started by :meth:`begin`, stored by :meth:`end`."""
 
     def __init__(self, spec: MeasureSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                 waited: float = 0.0):
+                 waited: float = 0.0, admission: Any = None, mirror: Any = None):
         self.spec = spec
         self.waited = waited
+        self.admission = admission
+        self.mirror = mirror
         self.started_at = datetime.now(timezone.utc)
         self.run_id, self.try_number, self.flow_run_id = _run_ids()
         self.features: dict[str, Any] = {}
@@ -173,11 +176,17 @@ class _Attempt:
         if self.flow_run_id:
             features["flow_run_id"] = self.flow_run_id
         columns: dict[str, Any] = {}
-        if spec.admission is not None:
-            features["admission"] = {"via": spec.admission.via, "limit": spec.admission.limit,
-                                     "units": spec.admission.units,
-                                     "waited_seconds": round(self.waited, 3), "reason": spec.admission.reason}
-            columns["allocated_memory_bytes"] = spec.admission.allocated_bytes
+        admission, mirror = self.admission, self.mirror
+        if admission is not None:
+            features["admission"] = {"via": admission.via, "limit": admission.limit, "units": admission.units,
+                                     "waited_seconds": round(self.waited, 3), "reason": admission.reason}
+            columns["allocated_memory_bytes"] = admission.allocated_bytes
+        if mirror is not None:
+            features["mirror"] = {"shadow_id": mirror.shadow_id, "outcome": mirror.outcome,
+                                  "seconds": round(mirror.seconds, 3), "need_bytes": mirror.need_bytes,
+                                  "reason": mirror.reason}
+            if mirror.need_bytes is not None:
+                features["forecast_bytes"], features["forecast_source"] = mirror.need_bytes, "mirror"
         samples = None
         if usage is not None:
             base = usage.baseline_rss_bytes
@@ -201,18 +210,37 @@ class _Attempt:
         )
 
 
+def _mirror_first(spec: MeasureSpec, fn: Callable[..., Any], args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """Mirror the task when its spec says so; return (admission to hold, mirror result or None)."""
+    if spec.mirror is None:
+        return spec.admission, None
+    try:
+        from mirrorscale.plugins.prefect.mirroring import admission_from_mirror, run_mirror
+
+        bound = inspect.signature(fn).bind_partial(*args, **kwargs)
+        run_id = _run_ids()[0]
+        result = run_mirror(spec.mirror, tuple(bound.args), dict(bound.kwargs), store=open_store(spec.store_url),
+                            key=("prefect", spec.flow_name, spec.task_name), run_id=run_id)
+        return admission_from_mirror(spec.admission, result), result
+    except Exception as exc:  # noqa: BLE001 - a mirror must never fail the task
+        warn_once(f"mirror:{spec.task_name}:{exc!r}", "mirrorscale: mirror of %s failed (%r); admitted by "
+                  "the naive forecast", spec.task_name, exc)
+        return spec.admission, None
+
+
 def _attributable() -> bool:
     """True while exactly one measured task runs in this process."""
     return len(_ACTIVE) == 1
 
 
-def _guarded_call(spec: MeasureSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _guarded_call(admission: Any, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Call ``fn``; with an allocation, under a :class:`~mirrorscale.plugins.prefect.guard.MemoryGuard`."""
-    if spec.admission is None:
+    if admission is None:
         return fn(*args, **kwargs)
     from mirrorscale.plugins.prefect.guard import MemoryGuard, TaskOutOfMemory
 
-    guard = MemoryGuard(spec.admission.allocated_bytes, attributable=_attributable).start()
+    guard = MemoryGuard(admission.allocated_bytes, attributable=_attributable).start()
     try:
         result = fn(*args, **kwargs)
         guard.stop()
@@ -239,8 +267,9 @@ def measured(fn: Callable[..., Any], spec: MeasureSpec) -> Callable[..., Any]:
         async def measured_async(*args: Any, **kwargs: Any) -> Any:
             from mirrorscale.plugins.prefect.admission import admitted_async
 
-            async with admitted_async(spec.admission) as waited:
-                attempt = _Attempt(spec, fn, args, kwargs, waited)
+            admission, mirror = _mirror_first(spec, fn, args, kwargs)
+            async with admitted_async(admission) as waited:
+                attempt = _Attempt(spec, fn, args, kwargs, waited, admission, mirror)
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as exc:
@@ -256,10 +285,11 @@ def measured(fn: Callable[..., Any], spec: MeasureSpec) -> Callable[..., Any]:
         def measured_sync(*args: Any, **kwargs: Any) -> Any:
             from mirrorscale.plugins.prefect.admission import admitted
 
-            with admitted(spec.admission) as waited:
-                attempt = _Attempt(spec, fn, args, kwargs, waited)
+            admission, mirror = _mirror_first(spec, fn, args, kwargs)
+            with admitted(admission) as waited:
+                attempt = _Attempt(spec, fn, args, kwargs, waited, admission, mirror)
                 try:
-                    result = _guarded_call(spec, fn, args, kwargs)
+                    result = _guarded_call(admission, fn, args, kwargs)
                 except BaseException as exc:
                     attempt.end(exc)
                     raise

@@ -39,12 +39,15 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from mirrorscale.plugins.prefect.admission import MemoryAdmission, dask_admission, predicted_need
 from mirrorscale.plugins.prefect.measure import MEASURED_ATTRIBUTE, MeasureSpec, measured, open_store, warn_once
+from mirrorscale.plugins.prefect.mirroring import plan_mirror
 from mirrorscale.plugins.prefect.policy import resolve_policy
 
 __all__ = ["PredictiveTaskRunner", "STORE_OPEN_TIMEOUT"]
 
 logger = logging.getLogger("mirrorscale.prefect")
 
+HISTORY_WINDOW = 50
+"""Recorded runs read per task and flow run (volatility looks at all of them)."""
 FORECAST_WINDOW = 20
 """Recorded runs the naive forecast looks at (it takes their largest peak)."""
 STORE_OPEN_TIMEOUT = 15.0
@@ -112,6 +115,8 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
         self._wrapped: dict[int, tuple[Any, Any]] = {}
         self._submitted: dict[str, str] = {}  # task run id -> task name
         self._forecasts: dict[str, int | None] = {}  # task name -> naive forecast (bytes)
+        self._histories: dict[str, list[Any]] = {}  # task name -> recent traces, newest first
+        self._notes: dict[str, str] = {}  # task name -> why it was (not) mirrored
         self._memory: MemoryAdmission | None = None  # set once the limit exists for this run
         self._memory_checked = False
         self._lock = threading.Lock()
@@ -234,12 +239,14 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
                 return cached[1]
             flow_name = self._current_flow()
             policy = resolve_policy(self._policies, flow_name, task.name, task)
-            if task.name not in self._forecasts:
-                self._forecasts[task.name] = self._naive_forecast(flow_name, task.name)
+            history = self._history(flow_name, task.name)
             admission = self._admission(policy, task.name) if policy.mode == "enforce" else None
+            plan = None
+            if policy.mode == "enforce" and policy.mirror:
+                plan, self._notes[task.name] = plan_mirror(policy, history, task.fn)
             spec = MeasureSpec(store_url=self._url or "", flow_name=flow_name, task_name=task.name,
                                features=tuple(policy.features), runner=self.inner.name,
-                               submit_pid=os.getpid(), interval=self.interval, admission=admission)
+                               submit_pid=os.getpid(), interval=self.interval, admission=admission, mirror=plan)
             wrapped = copy.copy(task)
             wrapped.fn = measured(task.fn, spec)
             self._wrapped[id(task)] = (task, wrapped)
@@ -272,15 +279,20 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
                               "(%r); enforce-mode tasks run without it", exc)
         return self._memory
 
-    def _naive_forecast(self, flow_name: str, task_name: str) -> int | None:
-        """The largest peak among the task's last recorded runs, read before this one starts."""
+    def _history(self, flow_name: str, task_name: str) -> list[Any]:
+        """The task's recent traces (newest first), read once per flow run before it first starts;
+        sets the naive forecast: the largest peak among the last :data:`FORECAST_WINDOW` runs."""
+        if task_name in self._histories:
+            return self._histories[task_name]
         try:
-            last = self._store.latest_traces("prefect", flow_name, task_name, limit=FORECAST_WINDOW)
+            traces = self._store.latest_traces("prefect", flow_name, task_name, limit=HISTORY_WINDOW)
         except Exception as exc:  # noqa: BLE001
             warn_once(f"read:{self._url}", "mirrorscale: could not read history (%r)", exc)
-            return None
-        peaks = [t.peak_rss_bytes for t in last if t.peak_rss_bytes is not None]
-        return max(peaks) if peaks else None
+            traces = []
+        peaks = [t.peak_rss_bytes for t in traces[:FORECAST_WINDOW] if t.peak_rss_bytes is not None]
+        self._forecasts[task_name] = max(peaks) if peaks else None
+        self._histories[task_name] = traces
+        return traces
 
     def _publish(self) -> None:
         try:
@@ -288,6 +300,6 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
 
             publish_run_artifacts(self._store, flow_name=self._flow_name or "(no flow)",
                                   flow_run_id=self._flow_run_id, submitted=dict(self._submitted),
-                                  forecasts=dict(self._forecasts))
+                                  forecasts=dict(self._forecasts), notes=dict(self._notes))
         except Exception as exc:  # noqa: BLE001 - artifacts must never fail a flow
             warn_once(f"artifacts:{exc!r}", "mirrorscale: could not publish artifacts: %r", exc)
