@@ -32,7 +32,7 @@ size, and ``decide`` returns None whatever the mode.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -108,7 +108,8 @@ class Allocator:
                try_number: int = 1, save: bool = True) -> Allocation | None:
         """The :class:`Allocation` for one run of task ``key`` (see the module docstring for modes).
 
-        ``features``: ``input_size_bytes`` (the run's input size), ``critical_path``
+        ``features``: ``input_size_bytes`` (the run's input size; when absent, the
+        latest run's is assumed and the reason says so), ``critical_path``
         (bool: doubles the priority), ``on_path`` (False: the task is off the
         predicted path, so no shadow is used). ``save=False`` leaves storing to
         the caller (:meth:`decide_all` stores after planning).
@@ -127,7 +128,12 @@ class Allocator:
         model = self.model(key)
         policy: TaskPolicy = self.policies.for_task(key[1], key[2])
         input_size = features.get("input_size_bytes")
+        assumed = input_size is None and model.last_input_size is not None
+        input_size = model.last_input_size if assumed else input_size
         history = model.estimate(None if input_size is None else float(input_size))
+        if assumed and history.memory_bytes is not None:
+            history = replace(history, reason=f"{history.reason}; input size not given: the latest run's "
+                                              f"{format_bytes(input_size)}")
         off_path = features.get("on_path") is False
         if shadow is None and self.use_stored_shadow and not off_path:
             shadow = self.store.latest_shadow(key)

@@ -85,6 +85,8 @@ class TaskModel:
         self.wall: deque[float] = deque(maxlen=RECENT)
         self.baseline: deque[int] = deque(maxlen=RECENT)
         self.tail: deque[Any] = deque(maxlen=RECENT)
+        self.last_input_size: float | None = None
+        """Input size of the newest run that recorded one (the guess when a decision is not told)."""
 
     def feed(self, traces: Iterable[Any]) -> int:
         """Learn from ``traces`` (oldest first), skipping ones already seen; returns how many were new."""
@@ -94,6 +96,8 @@ class TaskModel:
                 self.last_started, self._ids_at_last = trace.started_at, set()
             self._ids_at_last.add(trace.id)
             self.tail.append(trace)
+            if trace.input_size_bytes is not None:
+                self.last_input_size = float(trace.input_size_bytes)
             self._learn(trace, score=index >= len(new) - RECENT)
         return len(new)
 

@@ -86,3 +86,56 @@ def test_decide_all_stores_the_plan(store: HistoryStore) -> None:
         waves[plan["wave"]] = waves.get(plan["wave"], 0) + allocation.memory_bytes
     assert len(waves) >= 2 and all(total <= 8 * GIB for total in waves.values())
     assert [a.id for a in decided] == [a.id for a in stored]
+
+
+# -- mirrorscale explain -----------------------------------------------------
+
+def _cli(monkeypatch, tmp_path, url: str, policy: str):  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from mirrorscale.cli import _load_commands, app
+
+    (tmp_path / "policy.toml").write_text(policy)
+    monkeypatch.setenv("MIRRORSCALE_DATABASE_URL", url)
+    monkeypatch.setenv("MIRRORSCALE_POLICY_FILE", str(tmp_path / "policy.toml"))
+    _load_commands()
+    return lambda *args: CliRunner().invoke(app, list(args))
+
+
+def test_explain_shows_allocation_history_shadow_volatility_and_mirror(monkeypatch, tmp_path, sqlite_url) -> None:
+    import json
+
+    from mirrorscale.lifecycle import MirrorLifecycle
+
+    invoke = _cli(monkeypatch, tmp_path, sqlite_url, 'mode = "recommend"\nmirror = true\n')
+    store = HistoryStore.open(sqlite_url)
+    store.add_traces(_row(i, int(GIB * 1.05**i), input_size_bytes=int(10**8 * 1.05**i)) for i in range(30))
+    policies = PolicySet.from_mapping({"mode": "recommend", "mirror": True}, environ={})
+    MirrorLifecycle(store, policies).step(KEY)
+    allocation = Allocator(store, policies).decide(KEY, "r30")
+    result = invoke("explain", "etl.transform", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["allocation"]["reason"] == allocation.reason and doc["allocation"]["mode"] == "recommend"
+    assert doc["history"]["runs"] == 30 and doc["history"]["outcomes"] == {"success": 30}
+    assert doc["volatility"]["hotspot"] is True and doc["volatility"]["reason"].startswith("hotspot:")
+    assert doc["mirror"]["state"] == "active" and doc["mirror"]["reason"].startswith("hotspot:")
+    assert doc["shadow"] is None and doc["would_decide"] is None
+    text = invoke("explain", "transform")
+    assert text.exit_code == 0
+    for part in ("allocation #", "reason: history of 30 run(s)", "history: 30 recent run(s)", "volatility: ",
+                 "mirror: active"):
+        assert part in text.output, part
+
+
+def test_explain_in_observe_mode_shows_what_it_would_decide(monkeypatch, tmp_path, sqlite_url) -> None:
+    import json
+
+    invoke = _cli(monkeypatch, tmp_path, sqlite_url, 'mode = "observe"\n')
+    store = HistoryStore.open(sqlite_url)
+    store.add_traces(_row(i) for i in range(5))
+    doc = json.loads(invoke("explain", "etl.transform", "--json").output)
+    assert doc["allocation"] is None and doc["would_decide"]["mode"] == "observe"
+    assert doc["mirror"]["state"] == "none" and "only 5 run(s)" in doc["volatility"]["reason"]
+    missing = invoke("explain", "nope")
+    assert missing.exit_code == 1 and "no task named" in missing.output

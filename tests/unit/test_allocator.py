@@ -281,3 +281,10 @@ def test_model_is_cached_and_fed_only_new_traces() -> None:
     allocator.decide(KEY, "b")
     assert model.runs == 51 and allocator.model(KEY) is model
     assert max(store.fetched) <= 2  # the newest seen trace (same start) plus the new one, never the history
+
+
+def test_without_an_input_size_the_latest_runs_is_assumed() -> None:
+    growing = [trace(i, int(GIB * 1.04**i), input_size=int(10**8 * 1.04**i)) for i in range(30)]
+    allocation = Allocator(FakeStore(growing), policies(mode="recommend", headroom=0.0)).decide(KEY, "next")
+    assert allocation.memory_bytes >= growing[-1].peak_rss_bytes
+    assert "input size not given: the latest run's" in allocation.reason
