@@ -54,8 +54,22 @@ STORE_OPEN_TIMEOUT = 15.0
 """Seconds the runner waits for the store to open before running without it."""
 
 
+STORE_RETRY_SECONDS = 300.0
+"""After the store failed to open, flow runs in this process skip it for this long."""
+_FAILED_AT: dict[str, float] = {}
+
+
 def _open_store_or_none(url: str, timeout: float) -> Any:
-    """The store at ``url`` (schema created or upgraded), or None after one warning."""
+    """The store at ``url`` (schema created or upgraded), or None after one warning.
+
+    A failure is remembered for :data:`STORE_RETRY_SECONDS`, so flow runs meanwhile do
+    not wait for an unreachable server again.
+    """
+    import time
+
+    failed_at = _FAILED_AT.get(url)
+    if failed_at is not None and time.monotonic() - failed_at < STORE_RETRY_SECONDS:
+        return None
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -68,7 +82,9 @@ def _open_store_or_none(url: str, timeout: float) -> Any:
     thread.start()
     thread.join(timeout)
     if "store" in box:
+        _FAILED_AT.pop(url, None)
         return box["store"]
+    _FAILED_AT[url] = time.monotonic()
     problem = box.get("error") or TimeoutError(f"no answer within {timeout:g} s")
     from sqlalchemy.engine import make_url
 

@@ -122,13 +122,29 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "postgresql-silent"])
 def test_unavailable_store_runs_the_inner_runner_with_one_warning(kind: str, tmp_path: Path,
-                                                                  caplog: pytest.LogCaptureFixture) -> None:
+                                                                  caplog: pytest.LogCaptureFixture,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from mirrorscale.plugins.prefect import runner
+    from mirrorscale.plugins.prefect.measure import open_store
+
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    url = (f"sqlite:///{blocker}/store.sqlite" if kind == "sqlite"
-           else f"postgresql+psycopg://nobody@127.0.0.1:{_closed_port()}/nowhere")
+    silent = socket.socket()  # accepts connections into its backlog and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    monkeypatch.setattr(runner, "STORE_OPEN_TIMEOUT", 1.0)
+    attempts: list[str] = []
+
+    def counting_open(url: str, **options: Any) -> Any:
+        attempts.append(url)
+        return open_store(url, **options)
+
+    monkeypatch.setattr(runner, "open_store", counting_open)
+    url = {"sqlite": f"sqlite:///{blocker}/store.sqlite",
+           "postgresql": f"postgresql+psycopg://nobody@127.0.0.1:{_closed_port()}/nowhere",
+           "postgresql-silent": f"postgresql+psycopg://nobody@127.0.0.1:{silent.getsockname()[1]}/hangs"}[kind]
 
     @flow(name=f"no-store-{kind}", task_runner=PredictiveTaskRunner(inner=ThreadPoolTaskRunner(max_workers=2),
                                                                     store_url=url))
@@ -137,7 +153,9 @@ def test_unavailable_store_runs_the_inner_runner_with_one_warning(kind: str, tmp
 
     with caplog.at_level(logging.WARNING, logger="mirrorscale.prefect"):
         assert no_store(3) == [0, 2, 4]
-        assert no_store(2) == [0, 2]  # a second flow run: no second warning
+        assert no_store(2) == [0, 2]  # a second flow run: no second warning, and no second attempt
+    silent.close()
+    assert attempts == [url]
     warnings = [r for r in caplog.records if r.name == "mirrorscale.prefect" and r.levelno >= logging.WARNING]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert "unavailable" in warnings[0].getMessage() and "inner task runner" in warnings[0].getMessage()
