@@ -78,3 +78,12 @@ def traces_of(store: Any) -> Any:
         return sorted(found, key=lambda t: (t.started_at, t.id))
 
     return find
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A hung flow (a concurrency slot never freed, a worker that never answers) fails
+    its test after 5 minutes instead of stalling the suite (pytest-timeout)."""
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(here) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(300))
