@@ -59,11 +59,11 @@ def pandas_groupby(df: Any) -> int:
 
 
 def make_groupby(seed: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """3 M rows, keys drawn from 1 M values."""
+    """9 M rows, keys drawn from 3 M values."""
     import pandas as pd
 
-    rng, n = _rng(seed), 3_000_000
-    df = pd.DataFrame({"key": rng.integers(0, 1_000_000, n), "value": rng.random(n), "other": rng.random(n)})
+    rng, n = _rng(seed), 9_000_000
+    df = pd.DataFrame({"key": rng.integers(0, 3_000_000, n), "value": rng.random(n), "other": rng.random(n)})
     return (df,), {}
 
 
@@ -75,10 +75,10 @@ def pandas_join(facts: Any, dim: Any) -> float:
 
 
 def make_join(seed: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """2.5 M facts, 50 k items."""
+    """12 M facts, 50 k items."""
     import pandas as pd
 
-    rng, n, items = _rng(seed), 2_500_000, 50_000
+    rng, n, items = _rng(seed), 12_000_000, 50_000
     facts = pd.DataFrame({"item": rng.integers(0, items, n), "qty": rng.integers(1, 10, n), "day": rng.integers(0, 365, n)})
     dim = pd.DataFrame({"item": range(items), "price": rng.random(items) * 100, "category": rng.integers(0, 40, items)})
     return (facts,), {"dim": dim}
@@ -92,9 +92,9 @@ def sort_strings(words: list[str]) -> int:
 
 
 def make_sort(seed: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """1.5 M random 12-letter strings."""
+    """4 M random 12-letter strings."""
     rng = _rng(seed)
-    letters = rng.integers(97, 123, size=(1_500_000, 12), dtype="uint8")
+    letters = rng.integers(97, 123, size=(4_000_000, 12), dtype="uint8")
     return ([row.tobytes().decode() for row in letters],), {}
 
 
@@ -126,17 +126,17 @@ def word_count(lines: list[str]) -> int:
     from collections import Counter
 
     counts: Counter[str] = Counter()
-    token = re.compile(r"[a-z]+")
+    token = re.compile(r"[a-z0-9]+")
     for line in lines:
         counts.update(token.findall(line.lower()))
     return len(counts)
 
 
 def make_text(seed: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """300 k lines of Zipf-distributed words from a 400 k vocabulary."""
+    """900 k lines of Zipf-distributed words from a 400 k vocabulary (``w`` + hex rank)."""
     rng = _rng(seed)
     vocab = ["w" + format(i, "x") for i in range(400_000)]
-    ranks = rng.zipf(1.3, size=300_000 * 12) % len(vocab)
+    ranks = rng.zipf(1.3, size=900_000 * 12) % len(vocab)
     words = [vocab[r] for r in ranks.tolist()]
     return ([" ".join(words[i: i + 12]) for i in range(0, len(words), 12)],), {}
 
@@ -148,9 +148,9 @@ def dedupe_zipf(values: list[str]) -> int:
 
 
 def make_dedupe(seed: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """2 M strings drawn (Zipf) from 1.5 M possible values."""
+    """6 M strings drawn (Zipf) from 1.5 M possible values."""
     rng = _rng(seed)
-    ranks = rng.zipf(1.2, size=2_000_000) % 1_500_000
+    ranks = rng.zipf(1.2, size=6_000_000) % 1_500_000
     return ([f"user-{r:07d}-session" for r in ranks.tolist()],), {}
 
 
@@ -178,10 +178,10 @@ def sklearn_forest(x: Any, y: Any) -> int:
 
 
 def make_forest(seed: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """150 k rows x 10 features."""
+    """60 k rows x 10 features."""
     rng = _rng(seed)
-    x = rng.random((150_000, 10))
-    return (x, x[:, 0] * 3 + rng.normal(size=150_000)), {}
+    x = rng.random((60_000, 10))
+    return (x, x[:, 0] * 3 + rng.normal(size=60_000)), {}
 
 
 def spike_at_end(values: Any) -> float:
@@ -196,8 +196,8 @@ def spike_at_end(values: Any) -> float:
 
 
 def make_spike(seed: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """4 M floats."""
-    return (_rng(seed).random(4_000_000),), {}
+    """8 M floats."""
+    return (_rng(seed).random(8_000_000),), {}
 
 
 WORKLOADS = [

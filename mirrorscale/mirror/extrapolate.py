@@ -3,20 +3,26 @@
 Each metric (peak RSS increase, CPU seconds, wall seconds) is fitted on its
 own, against the input size in bytes:
 
-=================  ===========================================  =====================
-points             model                                        example (x20 target)
-=================  ===========================================  =====================
-one size           proportional, band from exponents 0.85..1.15  10 MB -> 200 (127..313)
-two+ sizes         ``fixed + rate * size`` (both >= 0)           2%: 5, 5%: 11 -> 201
-local slope > 1.2  power law ``c * size ** p`` on log-log        2%: 1, 5%: 3 -> 109
-=================  ===========================================  =====================
+======================  ===========================================  ============================
+points                  model                                        example (x20 target)
+======================  ===========================================  ============================
+one size                proportional, band from exponents 0.85..1.15  10 MB -> 200 (127..313)
+slope ~ 1 (or near 0)   ``fixed + rate * size`` (both >= 0)           1%: 5, 2.5%: 8, 5%: 13 -> 203
+slope clearly > 1       power law ``c * size ** p`` on log-log        1%: 1, 2.5%: 4, 5%: 9 -> 579
+slope clearly < 1       whichever of fixed + proportional and the     1%: 10, 2.5%: 16, 5%: 22 ->
+                        power law fits the points better (log space)  power law p=0.49 -> 97
+======================  ===========================================  ============================
 
-(A fixed + proportional cost with both parts non-negative can never grow faster
-than linearly, so a log-log slope clearly above one selects the power law; a
-slope between 1 and 1.2, or any slope on points within five noise floors of
-zero, is taken as noise around linear and fitted through the origin.) The band
-comes from a measurement noise of 5 % (at least a small absolute floor) on
-every point (or its residual, when larger), pushed through the fit.
+"Clearly" means more than two standard errors of the log-log slope, computed
+from a measurement noise of 5 % per point (more near the metric's absolute
+noise floor) or from the points' scatter around the line when that is larger;
+points within five noise floors of zero show no shape and are fitted as fixed
++ proportional. So the growth law is picked by the measured points, never by
+the task: a fixed + proportional cost with both parts non-negative can never
+grow faster than linearly, and a sub-linear one (distinct keys of skewed data,
+workspace that saturates) is either a fixed cost plus a linear part or a power
+law below one, whichever the points say. The band comes from the same noise
+(or residual) on every point, pushed through the fit.
 
 History (full-size runs of the task: ``(input_size, peak, cpu, wall)``) is
 fitted the same way. When both mirror and history are given, their estimates
@@ -27,7 +33,7 @@ are combined in log space weighted by the inverse square of their band widths;
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = ["METRICS", "CostPoint", "Estimate", "Extrapolation", "combine", "extrapolate", "fit_scaling"]
@@ -38,7 +44,7 @@ METRICS = ("peak_rss_bytes", "cpu_seconds", "wall_seconds")
 _NOISE = 0.05
 _FLOOR = {"peak_rss_bytes": 2 * 2**20, "cpu_seconds": 0.01, "wall_seconds": 0.01}
 _ONE_SIZE_EXPONENTS = (0.85, 1.15)
-_POWER_SLOPE = 1.2  # log-log slopes between 1 and this are read as linear: small samples are noisy
+_SLOPE_SIGMAS = 2.0  # a log-log slope this many standard errors from 1 is read as a power law
 _POWER_FLOORS = 5  # a power law needs every point this many noise floors above zero
 
 
@@ -112,25 +118,48 @@ def _predict_affine(xs: Sequence[float], ys: Sequence[float], target: float) -> 
     return a + b * target
 
 
+def _loglog(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float, float]:
+    """Least squares on ``log y = a + p log x``: ``(a, p, residual sum of squares, sxx)``."""
+    us, vs = [math.log(x) for x in xs], [math.log(max(y, 1e-12)) for y in ys]
+    a, p = _affine(us, vs)
+    mean = sum(us) / len(us)
+    sse = sum((v - a - p * u) ** 2 for u, v in zip(us, vs))
+    return a, p, sse, sum((u - mean) ** 2 for u in us)
+
+
 def _predict_power(xs: Sequence[float], ys: Sequence[float], target: float) -> float:
-    logs = [(math.log(x), math.log(max(y, 1e-12))) for x, y in zip(xs, ys)]
-    a, p = _affine([u for u, _ in logs], [v for _, v in logs])
+    a, p, _, _ = _loglog(xs, ys)
     return math.exp(a + p * math.log(target))
 
 
-def _loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
-    if min(ys) <= 0:
-        return 1.0
-    return _affine([math.log(x) for x in xs], [math.log(y) for y in ys])[1]
+def _slope_error(ys: Sequence[float], sse: float, sxx: float, floor: float) -> float:
+    """Standard error of the log-log slope: measurement noise (5 %, or the floor near zero)
+    or the scatter the points show around the line, whichever is larger."""
+    model = max(max(_NOISE, floor / y) for y in ys)
+    scatter = math.sqrt(sse / (len(ys) - 2)) if len(ys) > 2 else 0.0
+    return max(model, scatter) / math.sqrt(sxx)
+
+
+def _log_sse(xs: Sequence[float], ys: Sequence[float], predict: Callable[[float], float]) -> float:
+    return sum((math.log(max(predict(x), 1e-12)) - math.log(y)) ** 2 for x, y in zip(xs, ys))
 
 
 def _fit_one(xs: Sequence[float], ys: Sequence[float], target: float, floor: float = 0.0) -> tuple[float, str]:
-    """The point estimate at ``target`` and the model's name."""
+    """The point estimate at ``target`` and the name of the growth law the points chose."""
     if len(set(xs)) == 1:
         return sum(ys) / len(ys) * target / xs[0], "proportional"
-    if _loglog_slope(xs, ys) > _POWER_SLOPE and min(ys) > _POWER_FLOORS * floor:
+    if min(ys) <= _POWER_FLOORS * floor:  # within the noise floor: no shape to read
+        return _predict_affine(xs, ys, target), "fixed + proportional"
+    _, slope, sse, sxx = _loglog(xs, ys)
+    if abs(slope - 1) <= _SLOPE_SIGMAS * _slope_error(ys, sse, sxx, floor):
+        return _predict_affine(xs, ys, target), "fixed + proportional"
+    if slope > 1:  # fixed + proportional (both >= 0) cannot grow faster than linear
         return _predict_power(xs, ys, target), "power law"
-    return _predict_affine(xs, ys, target), "fixed + proportional"
+    affine = _log_sse(xs, ys, lambda x: _predict_affine(xs, ys, x))
+    power = _log_sse(xs, ys, lambda x: _predict_power(xs, ys, x))
+    if affine <= power:
+        return _predict_affine(xs, ys, target), "fixed + proportional"
+    return _predict_power(xs, ys, target), "sublinear power law"
 
 
 def fit_scaling(sizes: Sequence[float], costs: Sequence[float], target: float, *,

@@ -31,37 +31,40 @@ A timeout SIGKILLs the whole process group. Outcomes are ``ok``,
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
-
-import logging
+from typing import Any
 
 import psutil
 
 from mirrorscale.mirror import cgroup
 
 __all__ = ["MIRROR_ENV", "SCRATCH_ENV", "CallCost", "SandboxResult", "callable_reference", "is_mirror",
-           "run_sandboxed", "scratch_dir"]
+           "run_sandboxed", "scratch_dir", "task_imports", "warm_up_seconds"]
 
 MIRROR_ENV = "MIRRORSCALE_MIRROR"
 """Set to ``1`` inside a mirror."""
 SCRATCH_ENV = "MIRRORSCALE_SCRATCH_DIR"
 """The mirror's scratch directory (also its working directory)."""
+PRELOAD_ENV = "MIRRORSCALE_MIRROR_PRELOAD"
+"""Comma-separated modules the warm forkserver imports (errors ignored) besides those this process has."""
 
 _WATCH_INTERVAL = 0.05
 _PRELOAD_CANDIDATES = ("numpy", "pandas", "scipy", "sklearn", "pyarrow")
 _log = logging.getLogger(__name__)
 _context: Any = None
 _preloaded: set[str] = set()
+_learned: dict[str, set[str]] = {}  # reference -> modules its calls imported
+_warm_cpu = 0.0
 
 
 def is_mirror() -> bool:
@@ -91,9 +94,13 @@ def callable_reference(fn: Callable[..., Any] | str) -> str:
 class CallCost:
     """What the call itself cost, measured inside the child around the call.
 
-    ``runqueue_wait_seconds`` is how long the calling thread was runnable but
-    waiting for a CPU (``/proc/thread-self/schedstat``): a niced mirror on a busy
-    machine waits a lot, and extrapolation uses the wall time without it.
+    ``runqueue_wait_seconds`` is how long the call's threads (the calling thread
+    and any it started, e.g. BLAS workers; not the monitor's) were runnable but
+    waiting for a CPU, summed over threads (``/proc/self/task/*/schedstat``
+    ``run_delay``): a niced mirror on a busy machine waits a lot, and
+    extrapolation uses the wall time without it. ``imported`` names the modules
+    the call imported itself (their import cost is in ``cpu_seconds``; the next
+    mirror preloads them).
     """
 
     peak_rss_increase_bytes: int
@@ -103,11 +110,19 @@ class CallCost:
     read_bytes: int = 0
     write_bytes: int = 0
     runqueue_wait_seconds: float = 0.0
+    threads: int = 1
+    imported: tuple[str, ...] = ()
 
     @property
     def uncontended_wall_seconds(self) -> float:
-        """Wall time minus the time the calling thread waited for a CPU (niceness, other load)."""
-        return max(0.0, self.wall_seconds - self.runqueue_wait_seconds)
+        """Wall time minus the time the call's threads waited for a CPU (niceness, other load).
+
+        The summed wait of parallel threads can exceed what the call was delayed,
+        so the result never drops below the CPU time spread over the threads that
+        ran (``cpu / threads``), nor below zero.
+        """
+        floor = self.cpu_seconds / max(1, self.threads)
+        return min(self.wall_seconds, max(floor, self.wall_seconds - self.runqueue_wait_seconds))
 
 
 @dataclass(frozen=True)
@@ -115,8 +130,10 @@ class SandboxResult:
     """The outcome of one sandboxed run.
 
     ``call`` is measured around the call (None when the child died before it
-    finished); ``process_*`` is what the whole child process cost the machine,
-    start-up included. ``enforcement`` names the memory-cap layers in place.
+    finished); ``process_*`` is what the whole child process cost the machine:
+    fork, receiving and unpickling the input, resolving ``fn``, the monitor and
+    the call (the warm forkserver's one-time imports are not in it; see
+    :func:`warm_up_seconds`). ``enforcement`` names the memory-cap layers in place.
     """
 
     outcome: str
@@ -168,13 +185,36 @@ def _release_free_heap() -> None:
         pass
 
 
-def _runqueue_wait() -> float:
-    """Seconds the calling thread has spent runnable but waiting for a CPU (0 if unknown)."""
+def _thread_waits() -> dict[int, float]:
+    """Seconds each thread of this process has spent runnable but waiting for a CPU ({} if unknown)."""
+    waits: dict[int, float] = {}
     try:
-        with open("/proc/thread-self/schedstat", "rb") as fh:
-            return int(fh.read().split()[1]) / 1e9
-    except (OSError, ValueError, IndexError):
-        return 0.0
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return waits
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat", "rb") as fh:
+                waits[int(tid)] = int(fh.read().split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):
+            continue
+    return waits
+
+
+def _call_wait(before: dict[int, float], after: dict[int, float], skip: set[int]) -> tuple[float, int]:
+    """Run-queue wait of the call's threads between two readings, and how many threads ran.
+
+    Threads that ended during the call are lost (their wait is unknown).
+    """
+    tids = [tid for tid in after if tid not in skip]
+    wait = sum(max(0.0, after[tid] - before.get(tid, 0.0)) for tid in tids)
+    return wait, max(1, len(tids))
+
+
+def _new_modules(before: set[str]) -> tuple[str, ...]:
+    """Public modules imported since ``before`` (what a call imported itself)."""
+    return tuple(sorted(m for m in set(sys.modules) - before
+                        if not any(part.startswith("_") for part in m.split(".")) and sys.modules.get(m)))
 
 
 def _resolve(reference: str) -> Callable[..., Any]:
@@ -229,15 +269,18 @@ def _child_main(conn: Any, reference: str, args: tuple[Any, ...], kwargs: dict[s
     try:
         fn = _resolve(reference)
     except Exception as exc:  # noqa: BLE001 - reported to the parent
-        conn.send(("done", "error", f"cannot import {reference}: {type(exc).__name__}: {exc}", None, 0))
+        conn.send(("done", "error", f"cannot import {reference}: {type(exc).__name__}: {exc}", None, 0,
+                   _precise_cpu()))
         return
     gc.collect()
     _release_free_heap()
     layers = _limit_child(options)
     pre_call_hwm = _status_bytes("VmHWM")
-    monitor = ProcessMonitor(interval=options.get("interval", 0.05)).start()
+    modules0 = set(sys.modules)
+    monitor = ProcessMonitor(interval=options.get("interval", 0.1)).start()
+    skip = {monitor._thread.native_id} if monitor._thread is not None else set()
     conn.send(("ready", _status_bytes("VmRSS"), layers))
-    cpu0, wait0 = _precise_cpu(), _runqueue_wait()
+    cpu0, wait0 = _precise_cpu(), _thread_waits()
     outcome, error = "ok", None
     try:
         fn(*args, **kwargs)
@@ -245,24 +288,76 @@ def _child_main(conn: Any, reference: str, args: tuple[Any, ...], kwargs: dict[s
         outcome, error = "memory_cap", f"MemoryError: {exc}"
     except BaseException as exc:  # noqa: BLE001 - a mirror never propagates
         outcome, error = "error", f"{type(exc).__name__}: {exc}"
-    cpu, wait = _precise_cpu() - cpu0, _runqueue_wait() - wait0
+    cpu = _precise_cpu() - cpu0
+    wait, threads = _call_wait(wait0, _thread_waits(), skip)
     usage = monitor.stop()
     cpu = max(cpu - usage.monitor_cpu_seconds, usage.cpu_seconds)  # the monitor also sees unwaited children
     cost = CallCost(usage.peak_rss_increase_bytes, usage.baseline_rss_bytes, cpu, usage.wall_seconds,
-                    usage.read_bytes, usage.write_bytes, min(max(wait, 0.0), usage.wall_seconds))
-    conn.send(("done", outcome, error, cost, max(pre_call_hwm, usage.peak_rss_bytes)))
+                    usage.read_bytes, usage.write_bytes, min(wait, usage.wall_seconds), threads,
+                    _new_modules(modules0))
+    conn.send(("done", outcome, error, cost, max(pre_call_hwm, usage.peak_rss_bytes), _precise_cpu()))
+
+
+def task_imports(reference: str) -> tuple[str, ...]:
+    """The modules a mirror of ``reference`` needs loaded before its call is measured.
+
+    The callable's own module, the modules its code imports lazily (``import``
+    statements inside the function, found in its bytecode, nested functions
+    included) and those earlier mirrors of it were seen importing during the call.
+    """
+    import dis
+    import importlib
+
+    module, _, qualname = reference.partition(":")
+    found = [module, *sorted(_learned.get(reference, ()))]
+    try:
+        target: Any = importlib.import_module(module) if module in sys.modules else None
+        for part in qualname.split(".") if target is not None else ():
+            target = getattr(target, part)
+        code = getattr(getattr(target, "__func__", target), "__code__", None)
+    except (ImportError, AttributeError):
+        code = None
+    stack = [code] if code is not None else []
+    while stack:
+        current = stack.pop()
+        for instruction in dis.get_instructions(current):
+            if instruction.opname == "IMPORT_NAME" and isinstance(instruction.argval, str):
+                found.append(instruction.argval)
+        stack.extend(c for c in current.co_consts if hasattr(c, "co_code"))
+    return tuple(dict.fromkeys(found))
+
+
+def warm_up_seconds() -> float:
+    """CPU seconds the warm forkserver(s) of this process have used: their imports, once, and forking mirrors."""
+    return _warm_cpu + _forkserver_cpu()
+
+
+def _forkserver_cpu() -> float:
+    from multiprocessing import forkserver
+
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    if pid is None:
+        return 0.0
+    try:
+        times = psutil.Process(pid).cpu_times()
+        return times.user + times.system
+    except psutil.Error:
+        return 0.0
 
 
 def _get_context(modules: tuple[str, ...]) -> Any:
     """The multiprocessing context mirrors start from: one warm forkserver per process.
 
     The forkserver imports mirrorscale, the heavy libraries this process already
-    uses and ``modules`` once, so a mirror forks with them loaded instead of paying
-    their import in every run. When a later mirror needs a module the server has
-    not loaded (and this process has), the server is restarted with it.
+    uses and ``modules`` (the task's module and its own imports, see
+    :func:`task_imports`) once, then freezes what it holds out of the garbage
+    collector's reach (:mod:`._warm`), so a mirror forks with all of it loaded
+    and its measured call pays neither imports nor a collection of them. When a
+    later mirror needs a module the server has not loaded, the server is
+    restarted with it (its CPU is counted in :func:`warm_up_seconds`).
     """
-    global _context
-    wanted = {m for m in modules if m in sys.modules} | {m for m in _PRELOAD_CANDIDATES if m in sys.modules}
+    global _context, _warm_cpu
+    wanted = set(modules) | {m for m in _PRELOAD_CANDIDATES if m in sys.modules}
     if _context is None:
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         _context = multiprocessing.get_context(method)
@@ -271,10 +366,14 @@ def _get_context(modules: tuple[str, ...]) -> Any:
 
         server = forkserver._forkserver
         if getattr(server, "_forkserver_pid", None) is not None and hasattr(server, "_stop"):
+            _warm_cpu += _forkserver_cpu()
             server._stop()  # restart with the larger preload list
         _preloaded.update(wanted)
         _log.debug("mirror forkserver preloads %s", sorted(_preloaded))
-        _context.set_forkserver_preload(["mirrorscale.mirror.sandbox", "mirrorscale.monitor", *sorted(_preloaded)])
+        loaded = sorted(m for m in _preloaded if m in sys.modules)  # import fine here, so safe there
+        os.environ[PRELOAD_ENV] = ",".join(sorted(_preloaded - set(loaded)))  # imported by _warm, guarded
+        _context.set_forkserver_preload(["mirrorscale.mirror.sandbox", "mirrorscale.monitor", *loaded,
+                                         "mirrorscale.mirror._warm"])
     return _context
 
 
@@ -393,8 +492,10 @@ def _result(watch: _Watch, killed: str | None, group: str | None, options: dict[
     if watch.done is None:
         return SandboxResult("error", f"mirror process died (exit code {exitcode})", None,
                              watch.peak_rss, watch.cpu, **base)
-    _, outcome, error, cost, peak = watch.done
-    cpu = max(watch.cpu, cost.cpu_seconds if cost else 0.0)
+    _, outcome, error, cost, peak, child_cpu = watch.done
+    if cost is not None and cost.imported:
+        _learned.setdefault(options["reference"], set()).update(cost.imported)
+    cpu = max(watch.cpu, child_cpu, cost.cpu_seconds if cost else 0.0)
     return SandboxResult(outcome, error, cost, max(peak, watch.peak_rss), cpu, **base)
 
 
@@ -417,8 +518,8 @@ def run_sandboxed(fn: Callable[..., Any] | str, args: tuple[Any, ...] = (), kwar
     scratch_path = tempfile.mkdtemp(prefix="mirrorscale-mirror-") if own_scratch else os.fspath(scratch)
     group = cgroup.create() if memory_cap else None
     options = {"memory_cap": memory_cap, "timeout": timeout, "niceness": niceness, "scratch": scratch_path,
-               "mirror": mirror, "cgroup": group}
-    ctx = _get_context((reference.partition(":")[0], *preload))
+               "mirror": mirror, "cgroup": group, "reference": reference}
+    ctx = _get_context((*task_imports(reference), *preload))
     parent_conn, child_conn = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child_main, args=(child_conn, reference, tuple(args), dict(kwargs or {}), options),
                        name="mirrorscale-mirror", daemon=True)

@@ -118,7 +118,7 @@ def test_preview_extrapolates_a_linear_task() -> None:
     assert shadow.predicted_peak_rss_bytes > 3 * shadow.measured_peak_rss_increase_bytes
     evidence = json.loads(shadow.evidence)
     assert evidence["summary"].startswith("dominated by mirror")
-    assert [m["fraction"] for m in evidence["mirrors"]] == [0.04, 0.1]
+    assert [m["fraction"] for m in evidence["mirrors"]] == [0.02, 0.05, 0.1]
 
 
 def test_policy_decides_whether_a_task_is_mirrored() -> None:
@@ -153,3 +153,41 @@ def test_preview_cli_json(tmp_path, monkeypatch) -> None:
     failing = CliRunner().invoke(app, ["preview", f"{__name__}:raiser", "--arg", "[1, 2, 3]", "--niceness", "0",
                                        "--json"])
     assert failing.exit_code == 3 and json.loads(failing.stdout)["outcome"] == "error"
+
+
+def import_inside(rows: list[int]) -> int:
+    """Import a module inside the call, like task code that keeps heavy imports out of import time."""
+    import xml.dom.minidom  # noqa: F401 - a module the test process has not imported
+
+    return len(rows)
+
+
+def burn_after_import(rows: list[int]) -> int:
+    """A call that costs next to nothing (its module's start-up is not its cost)."""
+    return sum(rows)
+
+
+def test_task_imports_are_found_in_the_bytecode_and_preloaded() -> None:
+    from mirrorscale.mirror.sandbox import task_imports
+
+    assert "xml.dom.minidom" not in sys.modules
+    found = task_imports(f"{__name__}:import_inside")
+    assert found[0] == __name__ and "xml.dom.minidom" in found
+    result = run_sandboxed(import_inside, (list(range(10)),), niceness=0)
+    assert result.outcome == "ok", result.error
+    assert result.call.imported == ()  # the warm forkserver had it loaded before the call
+
+
+def test_start_up_cpu_is_not_counted_in_the_call() -> None:
+    result = run_sandboxed(burn_after_import, (list(range(1000)),), niceness=0)
+    assert result.outcome == "ok", result.error
+    assert result.call.cpu_seconds < 0.05  # fork, unpickling, imports and the monitor are outside the call
+    assert result.process_cpu_seconds >= result.call.cpu_seconds  # ... but in what the mirror cost
+
+
+def test_uncontended_wall_never_drops_below_cpu_per_thread() -> None:
+    from mirrorscale.mirror.sandbox import CallCost
+
+    cost = CallCost(0, 0, cpu_seconds=2.0, wall_seconds=3.0, runqueue_wait_seconds=2.5, threads=2)
+    assert cost.uncontended_wall_seconds == pytest.approx(1.0)
+    assert CallCost(0, 0, 1.0, 3.0, runqueue_wait_seconds=1.5).uncontended_wall_seconds == pytest.approx(1.5)

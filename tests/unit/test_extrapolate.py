@@ -20,6 +20,32 @@ def test_superlinear_cost_selects_the_power_law() -> None:
     assert value == pytest.approx(400, rel=1e-6)
 
 
+def test_sublinear_growth_is_detected_from_three_mirror_points() -> None:
+    sizes = [1, 2.5, 5]
+    value, low, high, model = fit_scaling(sizes, [100 * s**0.6 for s in sizes], 100)
+    assert model == "sublinear power law"
+    assert value == pytest.approx(100 * 100**0.6, rel=1e-6)
+    assert low <= value <= high
+
+
+def test_a_fixed_cost_is_not_mistaken_for_a_power_law() -> None:
+    value, _, _, model = fit_scaling([1, 2.5, 5], [50 + 10 * s for s in (1, 2.5, 5)], 100)
+    assert model == "fixed + proportional"
+    assert value == pytest.approx(1050)
+
+
+def test_noise_around_linear_stays_linear() -> None:
+    sizes = [1, 2.5, 5]
+    value, _, _, model = fit_scaling(sizes, [10 * s * f for s, f in zip(sizes, (1.03, 0.97, 1.02))], 100)
+    assert model == "fixed + proportional"
+    assert value == pytest.approx(1000, rel=0.1)
+
+
+def test_points_near_the_noise_floor_are_read_as_linear() -> None:
+    _, _, _, model = fit_scaling([1, 2.5, 5], [0.02, 0.03, 0.04], 100, floor=0.01)
+    assert model == "fixed + proportional"
+
+
 def test_one_size_is_proportional_with_a_band() -> None:
     value, low, high, model = fit_scaling([10], [10], 200)
     assert (model, value) == ("proportional", 200)
