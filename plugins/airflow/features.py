@@ -17,81 +17,20 @@ key                        value
                            or length of a list/dict/string)
 =========================  ==================================================
 
-Sizes are estimates (:func:`estimate_size`): exact for bytes and strings, the
-``nbytes`` of arrays and data frames, and a bounded walk over containers.
-Nothing here may raise: a feature that cannot be read is left out.
+Sizes are :func:`mirrorscale.features.value_size` estimates, the same ones the
+Prefect runner and the mirrors record. Nothing here may raise: a feature that
+cannot be read is left out.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-__all__ = ["estimate_size", "task_features", "input_size", "policy_features"]
+from mirrorscale.features import named_value, time_features, value_size
 
-_MAX_ITEMS = 256
-"""Container elements walked per container; the rest is extrapolated from them."""
-_MAX_DEPTH = 6
-_LAZY_ITEMS = 4
-"""Items read from a lazy sequence (each may be a round trip to the API server)."""
-
-
-def estimate_size(value: Any, *, _depth: int = 0) -> int:
-    """Approximate payload size of ``value`` in bytes (never raises, never walks forever).
-
-    Strings count their UTF-8 length, bytes their length, numbers 8, arrays and
-    frames their ``nbytes`` / ``memory_usage``; lists, tuples, sets and dicts the
-    sum of their items (keys too), extrapolated from the first :data:`_MAX_ITEMS`.
-    """
-    try:
-        return _estimate(value, _depth)
-    except Exception:  # noqa: BLE001 - a size is a hint, never a failure
-        return 0
-
-
-def _estimate(value: Any, depth: int) -> int:
-    if value is None or isinstance(value, bool):
-        return 1
-    if isinstance(value, (int, float)):
-        return 8
-    if isinstance(value, str):
-        return len(value.encode("utf-8", "replace")) if len(value) < 1 << 20 else len(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return len(value) if not isinstance(value, memoryview) else value.nbytes
-    nbytes = getattr(value, "nbytes", None)  # numpy arrays, pyarrow tables
-    if isinstance(nbytes, int):
-        return nbytes
-    memory_usage = getattr(value, "memory_usage", None)  # pandas
-    if callable(memory_usage) and hasattr(value, "columns"):
-        return int(memory_usage(deep=True).sum())
-    if depth >= _MAX_DEPTH:
-        return sys.getsizeof(value)
-    if isinstance(value, Mapping):
-        items = list(_head(value.items()))
-        walked = sum(_estimate(k, depth + 1) + _estimate(v, depth + 1) for k, v in items)
-        return _extrapolate(walked, len(items), len(value))
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = list(_head(value))
-        walked = sum(_estimate(v, depth + 1) for v in items)
-        return _extrapolate(walked, len(items), len(value))
-    if isinstance(value, Sequence):  # e.g. Airflow's lazy XCom sequence: every item is a fetch
-        total = len(value)
-        items = [value[i] for i in range(min(total, _LAZY_ITEMS))]
-        return _extrapolate(sum(_estimate(v, depth + 1) for v in items), len(items), total)
-    return sys.getsizeof(value)
-
-
-def _head(iterable: Any) -> Any:
-    for i, item in enumerate(iterable):
-        if i >= _MAX_ITEMS:
-            return
-        yield item
-
-
-def _extrapolate(walked: int, seen: int, total: int) -> int:
-    return walked if seen >= total or seen == 0 else int(walked * total / seen)
+__all__ = ["task_features", "input_size", "policy_features"]
 
 
 def _is_xcom_ref(value: Any) -> bool:
@@ -146,8 +85,8 @@ def _arg_sizes(ti: Any) -> dict[str, int]:
     kwargs = dict(kwargs) if isinstance(kwargs, Mapping) else {}
     kwargs = {k: v for k, v in kwargs.items() if not _is_context_value(k)}
     positions, keys = _xcom_positions(_original_task(ti))
-    arg_sizes = [estimate_size(v) for v in args]
-    kwarg_sizes = {k: estimate_size(v) for k, v in kwargs.items()}
+    arg_sizes = [value_size(v) for v in args]
+    kwarg_sizes = {k: value_size(v) for k, v in kwargs.items()}
     total = sum(arg_sizes) + sum(kwarg_sizes.values())
     xcom = sum(s for i, s in enumerate(arg_sizes) if positions is None or i in positions)
     xcom += sum(s for k, s in kwarg_sizes.items() if "*" in keys or k in keys)
@@ -184,20 +123,14 @@ def _dag_run_conf(ti: Any) -> dict[str, Any]:
 def policy_features(names: tuple[str, ...] | list[str], sources: list[Mapping[str, Any]]) -> dict[str, Any]:
     """``param.<name>`` for each name the policy lists, from the first source that has it.
 
-    Scalars are kept as they are; strings, lists and dicts become their length
-    (``param.<name>`` is meant for models, not for display).
+    Values go through :func:`mirrorscale.features.named_value` (numbers stay,
+    containers become their length), as in the Prefect runner.
     """
     found: dict[str, Any] = {}
     for name in names:
         for source in sources:
             if name in source:
-                value = source[name]
-                if isinstance(value, bool) or isinstance(value, (int, float)) or value is None:
-                    found[f"param.{name}"] = value
-                elif isinstance(value, (str, bytes, list, tuple, dict, set)):
-                    found[f"param.{name}"] = len(value)
-                else:
-                    found[f"param.{name}"] = estimate_size(value)
+                found[f"param.{name}"] = named_value(source[name])
                 break
     return found
 
@@ -205,9 +138,7 @@ def policy_features(names: tuple[str, ...] | list[str], sources: list[Mapping[st
 def task_features(ti: Any, started_at: datetime, policy_names: tuple[str, ...] = ()) -> dict[str, Any]:
     """The ``features`` of one running task instance (see the module docstring)."""
     features: dict[str, Any] = {}
-    local = started_at.astimezone()
-    features["hour"] = local.hour
-    features["weekday"] = local.weekday()
+    features.update(time_features(started_at.astimezone()))
     features["operator"] = type(ti.task).__name__
     map_index = getattr(ti, "map_index", -1)
     if map_index is not None and map_index >= 0:
@@ -217,7 +148,7 @@ def task_features(ti: Any, started_at: datetime, policy_names: tuple[str, ...] =
     except Exception:  # noqa: BLE001
         pass
     params = _params(ti)
-    features["params_bytes"] = estimate_size(params)
+    features["params_bytes"] = value_size(params)
     if policy_names:
         kwargs = getattr(ti.task, "op_kwargs", None)
         sources = [params, kwargs if isinstance(kwargs, Mapping) else {}, _dag_run_conf(ti)]

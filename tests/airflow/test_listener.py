@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from mirrorscale.plugins.airflow import listener
-from mirrorscale.plugins.airflow.features import estimate_size, policy_features
+from mirrorscale.plugins.airflow.features import policy_features
 from mirrorscale.store.history import HistoryStore
 
 
@@ -43,7 +43,7 @@ def test_records_success_and_failure_outcomes(store_url: str) -> None:
     assert traces["ok"].outcome == "success" and traces["oom"].outcome == "oom_killed"
     assert traces["fan"].run_id == "manual__1#4" and traces["fan"].features["map_index"] == 4
     trace = traces["ok"]
-    assert trace.input_size_bytes == 1008 and trace.features["params_bytes"] > 0
+    assert trace.input_size_bytes == 1000 and trace.features["params_bytes"] > 0  # the scalar n=3 carries no data
     assert trace.allocated_pool == "default_pool" and trace.allocated_pool_slots == 2
     assert trace.allocated_memory_bytes == 1 << 30
     assert trace.peak_rss_bytes >= trace.features["baseline_rss_bytes"] > 0
@@ -93,14 +93,6 @@ def test_failure_outcomes() -> None:
     assert listener.failure_outcome(AirflowTaskTimeout()) == "timed_out"
     assert listener.failure_outcome(ValueError("x")) == "failed"
     assert listener.failure_outcome(None) == "failed"
-
-
-def test_estimate_size() -> None:
-    assert estimate_size(b"abc") == 3 and estimate_size("é") == 2 and estimate_size(7) == 8
-    assert estimate_size({"a": [1, 2]}) == 1 + 16
-    big = list(range(10_000))
-    assert estimate_size(big) == 80_000  # extrapolated from the first items
-    assert estimate_size(object()) > 0
 
 
 def test_policy_features() -> None:
