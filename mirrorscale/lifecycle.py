@@ -46,9 +46,10 @@ allocation and their state does not change.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from mirrorscale.predictors.volatility import VolatilityReport, assess
 from mirrorscale.store.models import utcnow
@@ -208,7 +209,8 @@ class MirrorLifecycle:
     def _active(self, key: Any, traces: Sequence[Any], report: VolatilityReport, on_path: bool) -> MirrorDecision:
         interval = refresh_interval(report.score, self.threshold, self.max_interval)
         if not on_path:
-            return MirrorDecision("active", False, "active, but off the predicted path this run", report.score, interval)
+            return MirrorDecision("active", False, "active, but off the predicted path this run", report.score,
+                                  interval)
         latest = self.store.latest_shadow(key)
         since = None if latest is None else _runs_after(traces, latest.created_at)
         due = since is None or since + 1 >= interval

@@ -32,9 +32,10 @@ size, and ``decide`` returns None whatever the mode.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from mirrorscale.allocator import post
 from mirrorscale.allocator.estimate import SHADOW_MAX_AGE, MemoryEstimate, choose, oom_bump

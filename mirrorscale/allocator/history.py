@@ -30,9 +30,10 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from mirrorscale.predictors.methods import METHODS
 
@@ -103,7 +104,9 @@ class TaskModel:
 
     def _is_new(self, trace: Any) -> bool:
         last = self.last_started
-        return last is None or trace.started_at > last or (trace.started_at == last and trace.id not in self._ids_at_last)
+        if last is None or trace.started_at > last:
+            return True
+        return trace.started_at == last and trace.id not in self._ids_at_last
 
     def _learn(self, trace: Any, *, score: bool = True) -> None:
         if trace.outcome != "success" or not trace.peak_rss_bytes or trace.wall_seconds is None:
@@ -141,7 +144,7 @@ class TaskModel:
         return int(self.sizer.retry(SizerRun(0.0, 0.0, input_size), failed, failures))
 
     def oom_streak(self, run_id: str | None = None) -> tuple[int, Any | None]:
-        """How many of the newest traces (of ``run_id``, else of the task) were OOM-killed in a row, and the last one."""
+        """How many newest traces (of ``run_id``, else of the task) were OOM-killed in a row, and the newest one."""
         tail = [t for t in self.tail if run_id is None or t.run_id == run_id]
         streak, last = 0, None
         for trace in reversed(tail):

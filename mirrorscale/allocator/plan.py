@@ -27,7 +27,8 @@ tasks (capacity 10 GiB)               plan
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from mirrorscale.policy import format_bytes
 

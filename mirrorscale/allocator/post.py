@@ -39,7 +39,7 @@ CPU_STEP = 0.1
 
 def with_headroom(memory: int, policy: TaskPolicy) -> int:
     """``memory`` x (1 + ``policy.headroom``)."""
-    return int(math.ceil(memory * (1.0 + policy.headroom)))
+    return math.ceil(memory * (1.0 + policy.headroom))
 
 
 def within_bounds(memory: int, policy: TaskPolicy) -> tuple[int, str]:

@@ -106,19 +106,20 @@ def _b(value: Any) -> str:
 
 def _allocation_lines(label: str, a: dict[str, Any]) -> list[str]:
     applied = "applied" if a["applied"] else "not applied"
+    cpu = a["cpu"] if a["cpu"] is not None else "-"
+    sizes = (f"  memory {_b(a['memory_bytes'])}, cpu {cpu}, pool {a['pool'] or '-'} x{a['pool_slots']}, "
+             f"priority {a['priority_weight']}, queue {a['queue'] or '-'}, source {a['source']}")
     return [f"{label} #{a['id'] or '-'} for run {a['run_id']} (try {a['try_number']}), mode {a['mode']}, {applied}",
-            f"  memory {_b(a['memory_bytes'])}, cpu {a['cpu'] if a['cpu'] is not None else '-'}, "
-            f"pool {a['pool'] or '-'} x{a['pool_slots']}, priority {a['priority_weight']}, "
-            f"queue {a['queue'] or '-'}, source {a['source']}",
-            f"  reason: {a['reason']}"]
+            sizes, f"  reason: {a['reason']}"]
 
 
 def render(doc: dict[str, Any]) -> str:
     """The explanation as plain text."""
     t, p, h, v, m = doc["task"], doc["policy"], doc["history"], doc["volatility"], doc["mirror"]
-    lines = [f"task {t['engine']} {t['pipeline_id']}.{t['task_id']}: policy mode {p['mode']}, "
-             f"mirror {'on' if p['mirror'] else 'off'}, headroom {p['headroom']:.0%}, "
-             f"memory [{_b(p['memory']['min_allowed'])}, {_b(p['memory']['max_allowed'])}]"]
+    head = (f"task {t['engine']} {t['pipeline_id']}.{t['task_id']}: policy mode {p['mode']}, "
+            f"mirror {'on' if p['mirror'] else 'off'}, headroom {p['headroom']:.0%}, "
+            f"memory [{_b(p['memory']['min_allowed'])}, {_b(p['memory']['max_allowed'])}]")
+    lines = [head]
     if doc["allocation"]:
         lines += _allocation_lines("allocation", doc["allocation"])
     else:
