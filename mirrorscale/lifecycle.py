@@ -168,7 +168,7 @@ class MirrorLifecycle:
             return "policy", "the policy no longer allows mirrors"
         since = [t for t in traces if t.started_at > current.created_at]
         return (self._stabilised(traces, len(since)) or self._sufficient(since)
-                or self._missing(key, traces))
+                or self._missing(key, traces, current.created_at))
 
     def _stabilised(self, traces: Sequence[Any], runs_since: int) -> tuple[str, str] | None:
         if runs_since < self.stable_runs:
@@ -193,9 +193,9 @@ class MirrorLifecycle:
         return "sufficient", (f"allocations sufficient and stable for {self.sufficient_runs} runs "
                               f"(all fitted, within {self.stable_tolerance:.0%} of each other)")
 
-    def _missing(self, key: Any, traces: Sequence[Any]) -> tuple[str, str] | None:
-        shadows = self.store.recent_shadows(key, limit=self.miss_runs)
-        if len(shadows) < self.miss_runs:
+    def _missing(self, key: Any, traces: Sequence[Any], active_since: datetime) -> tuple[str, str] | None:
+        shadows = [s for s in self.store.recent_shadows(key, limit=self.miss_runs) if s.created_at > active_since]
+        if len(shadows) < self.miss_runs:  # only this activation's shadows count
             return None
         by_run = {t.run_id: t for t in traces if t.outcome == "success"}
         errors = [shadow_error(s, by_run.get(s.run_id)) for s in shadows]
