@@ -14,7 +14,7 @@ Airflow's task timeout; ``failed`` otherwise. A task SIGKILLed from outside
 gets no listener call at all (see DESIGN.md) and is not recorded here.
 
 Mode ``enforce`` with a memory allocation (``executor_config["mirrorscale"]
-["memory_bytes"]``): a :class:`~mirrorscale.plugins.airflow.guard.MemoryGuard`
+["memory_bytes"]``): a :class:`~mirrorscale.guard.MemoryGuard`
 stops the task when its process tree outgrows the allocation, as a container
 limit would, and the run is recorded as ``oom_killed`` (also when the guard has
 to SIGKILL the process: it stores the trace first).
@@ -113,10 +113,12 @@ class TaskRecorder:
         limit = run.allocated.get("memory_bytes")
         if run.mode != "enforce" or not limit:
             return None
-        from mirrorscale.plugins.airflow.guard import MemoryGuard
+        from mirrorscale.guard import MemoryGuard
 
         run.features["memory_limit_bytes"] = int(limit)
-        return MemoryGuard(int(limit), kill_self=_supervised_task_process(),
+        # Under `airflow dags test` the process is the CLI itself: never SIGKILL it.
+        grace = 5.0 if _supervised_task_process() else None
+        return MemoryGuard(int(limit), kill_children=True, grace_seconds=grace,
                            on_breach=lambda rss: self._killed(run, rss)).start()
 
     def _killed(self, run: _Run, rss: int) -> None:
@@ -141,7 +143,7 @@ class TaskRecorder:
                 run.guard.stop()
                 if run.guard.breached:  # whatever the task raised, it was stopped for memory
                     outcome = "oom_killed"
-                    run.features["breach_rss_bytes"] = run.guard.breach_rss_bytes
+                    run.features["breach_rss_bytes"] = run.guard.breach_bytes
             usage = run.monitor.stop()
             if skipped:
                 run.features["skipped"] = True

@@ -24,7 +24,7 @@ like, and their memory is not the task's (a subprocess the task starts itself is
 missed there). In a worker process the whole process tree is measured.
 
 Tasks admitted with an allocation (mode ``enforce``) run under a memory guard that
-stops them when they outgrow it (:mod:`mirrorscale.plugins.prefect.guard`; sync
+stops them when they outgrow it (:mod:`mirrorscale.guard`; sync
 tasks only); their trace then says ``oom_killed``.
 
 The process's full peak and its baseline are kept in the features
@@ -235,21 +235,25 @@ def _attributable() -> bool:
 
 
 def _guarded_call(admission: Any, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Call ``fn``; with an allocation, under a :class:`~mirrorscale.plugins.prefect.guard.MemoryGuard`."""
+    """Call ``fn``; with an allocation, under a :class:`~mirrorscale.guard.MemoryGuard`.
+
+    Tasks may share this process, so the guard counts this process's growth since
+    the task started and acts only while the task is the only one measured here.
+    """
     if admission is None:
         return fn(*args, **kwargs)
-    from mirrorscale.plugins.prefect.guard import MemoryGuard, TaskOutOfMemory
+    from mirrorscale.guard import MemoryGuard, MemoryLimitExceeded, rise_usage
 
-    guard = MemoryGuard(admission.allocated_bytes, attributable=_attributable).start()
+    guard = MemoryGuard(admission.allocated_bytes, usage=rise_usage(), attributable=_attributable).start()
     try:
         result = fn(*args, **kwargs)
         guard.stop()
         return result
-    except TaskOutOfMemory:
+    except MemoryLimitExceeded:
         guard.stop()
-        if guard.tripped_at is None:
+        if not guard.breached:
             raise
-        raise TaskOutOfMemory(guard.describe()) from None
+        raise MemoryLimitExceeded(guard.describe()) from None
     except BaseException:
         guard.stop()
         raise
