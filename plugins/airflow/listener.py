@@ -107,6 +107,14 @@ class TaskRecorder:
             run.guard = self._guard(run)
         except Exception as exc:  # noqa: BLE001 - never fail the task
             self._warn(run, "could not start measuring", exc)
+        try:
+            if _supervised_task_process():  # a real worker: size the downstream tasks before they start
+                from mirrorscale.plugins.airflow.downstream import wrap_execute
+
+                if wrap_execute(ti) and run is not None:
+                    run.features["sizes_downstream"] = True
+        except Exception as exc:  # noqa: BLE001 - never fail the task
+            self._warn(run, "could not prepare downstream sizing", exc)
 
     def _guard(self, run: _Run) -> Any:
         """A :class:`MemoryGuard` when the task runs in mode ``enforce`` with a memory allocation."""
@@ -187,6 +195,11 @@ def _describe(ti: Any, run: _Run) -> tuple[dict[str, Any], dict[str, Any], str]:
         problem = exc
     features = task_features(ti, run.started_at, names)
     allocated = _allocated(ti)
+    if mode == "enforce" and "memory_bytes" not in allocated:
+        try:  # the scheduler's hook or the api-server set it: the task SDK does not ship executor_config
+            allocated.update(_stored_allocation(run))
+        except Exception as exc:  # noqa: BLE001 - no allocation known: the task runs unguarded
+            problem = problem or exc
     features.update({k: v for k, v in allocated.items() if k in ("priority_weight", "queue")})
     if run.key[3] >= 0:
         features["dag_run_id"] = run.key[2]
@@ -236,6 +249,40 @@ def _allocated(ti: Any) -> dict[str, Any]:
             if ours.get(name) is not None:
                 found[name] = ours[name]
     return found
+
+
+def _stored_allocation(run: _Run) -> dict[str, Any]:
+    """The applied allocation of this very run from the store (memory, CPU, pool, slots), else nothing.
+
+    Airflow 3 does not send a task instance's ``executor_config`` to the task
+    process, so what the policy hook or the api-server endpoint applied is read
+    back from the store, where the allocator saved it.
+    """
+    found: list[Any] = []
+    _write_bounded(lambda: found.append(run_allocation(_store(), run.key[0], run.key[1], store_run_id(run.key))))
+    allocation = found[0] if found else None
+    if allocation is None or not allocation.applied:
+        return {}
+    out = {"memory_bytes": allocation.memory_bytes, "cpu": allocation.cpu, "allocation_id": allocation.id}
+    if allocation.pool:
+        out["pool"] = allocation.pool
+    if allocation.pool_slots:
+        out["pool_slots"] = allocation.pool_slots
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def run_allocation(store: Any, dag_id: str, task_id: str, run_id: str) -> Any:
+    """The newest :class:`~mirrorscale.store.models.Allocation` stored for one run of a task, or None."""
+    from sqlalchemy import select
+
+    from mirrorscale.store.models import Allocation, Task
+
+    with store.reading() as session:
+        return session.scalar(
+            select(Allocation).join(Task)
+            .where(Task.engine == "airflow", Task.pipeline_id == dag_id, Task.task_id == task_id,
+                   Allocation.run_id == run_id)
+            .order_by(Allocation.created_at.desc(), Allocation.id.desc()).limit(1))
 
 
 def _branch(ti: Any) -> str | None:

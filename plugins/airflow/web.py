@@ -6,17 +6,32 @@ logged in (JWT from ``Authorization: Bearer`` or the UI's ``_token`` cookie),
 may see plugin views (``AccessView.PLUGINS``) and, on pages of one pipeline,
 may read that DAG (``requires_access_dag("GET")`` with the page's
 ``pipeline_id``). No token → 401, not allowed → 403.
+
+One write route sizes a task instance that has not started yet (see
+:func:`allocate_waiting`): ``POST /mirrorscale/airflow/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/allocation``
+with ``{"map_index": -1, "input_size_bytes": n, "shadow_id": id}`` (all
+optional). It needs ``PUT`` on the DAG's task instances. The allocator decides
+(with the given input size and mirror shadow) and, in mode ``enforce``, the
+task instance's ``pool``, ``pool_slots``, ``priority_weight``, ``queue`` and
+``executor_config`` are updated through Airflow's ORM; the scheduler honours
+them when it queues the task. A task instance that is already queued or
+running answers 409 and is left alone.
 """
 
 from __future__ import annotations
 
-from fastapi import Depends, Request
+from typing import Any
+
+from fastapi import Body, Depends, HTTPException, Request
 from fastapi.applications import FastAPI
 
-from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+from airflow.api_fastapi.auth.managers.models.resource_details import AccessView, DagAccessEntity
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag, requires_access_view
 
-__all__ = ["airflow_access", "create_airflow_app"]
+__all__ = ["airflow_access", "allocate_waiting", "create_airflow_app", "WAITING_STATES"]
+
+WAITING_STATES = (None, "none", "scheduled", "up_for_retry", "up_for_reschedule")
+"""Task-instance states that have not been queued yet: their allocation may still change."""
 
 
 def airflow_access(request: Request, user: GetUserDep) -> None:
@@ -31,4 +46,69 @@ def create_airflow_app() -> FastAPI:
     """The engine-neutral app restricted to Airflow tasks and guarded by :func:`airflow_access`."""
     from mirrorscale.web import create_app
 
-    return create_app(dependencies=[Depends(airflow_access)], engine="airflow", title="mirrorscale for Airflow")
+    app = create_app(dependencies=[Depends(airflow_access)], engine="airflow", title="mirrorscale for Airflow")
+    app.add_api_route("/airflow/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/allocation", _allocation_route,
+                      methods=["POST"], dependencies=[Depends(_may_edit_task_instances)],
+                      name="mirrorscale_allocate_waiting")
+    return app
+
+
+def _may_edit_task_instances(request: Request, user: GetUserDep) -> None:
+    """``PUT`` on the task instances of the path's ``dag_id`` (Airflow's own check)."""
+    requires_access_dag("PUT", DagAccessEntity.TASK_INSTANCE,
+                        param_dag_id=request.path_params.get("dag_id"))(request, user)
+
+
+def _allocation_route(dag_id: str, run_id: str, task_id: str,
+                      body: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:  # noqa: B008
+    try:
+        return allocate_waiting(dag_id, run_id, task_id, map_index=int(body.get("map_index", -1)),
+                                input_size_bytes=body.get("input_size_bytes"), shadow_id=body.get("shadow_id"))
+    except LookupError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    except _TooLate as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+
+
+class _TooLate(RuntimeError):
+    """The task instance was already queued or started."""
+
+
+def allocate_waiting(dag_id: str, run_id: str, task_id: str, *, map_index: int = -1,
+                     input_size_bytes: int | None = None, shadow_id: int | None = None) -> dict[str, Any]:
+    """Decide an allocation for a waiting task instance and, in mode ``enforce``, apply it (api-server side)."""
+    from sqlalchemy import select
+
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from mirrorscale.plugins.airflow import policy as hook
+
+    policies, allocator = hook.context()
+    task_policy = policies.for_task(dag_id, task_id)
+    key = ("airflow", dag_id, task_id)
+    with create_session() as session:
+        ti = session.scalar(select(TaskInstance).where(
+            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id,
+            TaskInstance.map_index == map_index).with_for_update())
+        if ti is None:
+            raise LookupError(f"no task instance {dag_id}.{task_id} in run {run_id} (map index {map_index})")
+        state = None if ti.state is None else str(getattr(ti.state, "value", ti.state))
+        if state not in WAITING_STATES:
+            raise _TooLate(f"{dag_id}.{task_id} is already {state}")
+        shadow = allocator.store.shadow(int(shadow_id)) if shadow_id is not None else None
+        features = {} if input_size_bytes is None else {"input_size_bytes": int(input_size_bytes)}
+        store_run = run_id if map_index < 0 else f"{run_id}#{map_index}"
+        allocation = allocator.decide(key, store_run, features=features, shadow=shadow,
+                                      try_number=max(1, int(ti.try_number or 0)))
+        if allocation is None:
+            return {"applied": False, "mode": task_policy.mode, "reason": "nothing to size yet (cold start)"}
+        applied = allocation.mode == "enforce"
+        if applied:
+            if allocation.pool:
+                hook.ensure_pool(allocation.pool, task_policy.pool_slot_memory, session=session)
+            hook.apply_allocation(ti, allocation, executor=str(ti.executor or hook._executor_of(ti)))
+        return {"applied": applied, "mode": allocation.mode, "allocation_id": allocation.id,
+                "memory_bytes": allocation.memory_bytes, "cpu": allocation.cpu, "pool": allocation.pool,
+                "pool_slots": allocation.pool_slots, "priority_weight": allocation.priority_weight,
+                "queue": allocation.queue, "source": allocation.source, "shadow_id": allocation.shadow_id,
+                "reason": allocation.reason, "state": state}

@@ -1,0 +1,212 @@
+"""Size a downstream task as soon as its inputs are known: mirror it at the end of its upstream.
+
+When a task finishes, the inputs of its direct downstream tasks that read its
+return value are known. For each downstream task whose policy mode is
+``enforce`` or ``recommend`` (and that is not mapped: mapped instances are
+sized by the policy hook when they expand), the upstream's task process
+
+1. resolves the downstream's arguments (this task's result; other upstreams'
+   XComs when they are already there; literals),
+2. runs the downstream's own callable on a sample of them
+   (:func:`~mirrorscale.mirror.mirror_task`, only when the policy has
+   ``mirror = true``) and stores the shadow,
+3. posts the input size and the shadow id to the plugin's endpoint on the
+   api-server (:func:`mirrorscale.plugins.airflow.web.allocate_waiting`), which
+   decides the allocation and, in mode ``enforce``, updates the waiting task
+   instance through Airflow's ORM.
+
+This happens *inside* the upstream's ``execute``, after the task's own code
+returned and before Airflow reports it successful: the downstream task cannot
+be queued before its allocation is applied (Airflow calls success listeners
+only after reporting the state, which would race with the scheduler).
+
+The mirror callable must be importable in a fresh process (a module-level
+function of an importable module, not a function defined inside the DAG
+file); otherwise only the input size is posted.
+
+Credentials for the api-server: ``MIRRORSCALE_AIRFLOW_API_TOKEN`` (a JWT), or
+``MIRRORSCALE_AIRFLOW_API_USER`` and ``MIRRORSCALE_AIRFLOW_API_PASSWORD``
+(exchanged at ``/auth/token``); the URL is ``MIRRORSCALE_AIRFLOW_API_URL``,
+else Airflow's ``[api] base_url``. The whole step is bounded by
+``MIRRORSCALE_AIRFLOW_MIRROR_TIMEOUT`` seconds (60) and never fails the task:
+on any problem one warning is logged and the downstream keeps its settings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["wrap_execute", "mirror_downstream", "post_allocation"]
+
+log = logging.getLogger("mirrorscale.airflow")
+
+TIMEOUT_ENV = "MIRRORSCALE_AIRFLOW_MIRROR_TIMEOUT"
+_TOKENS: dict[str, str] = {}
+
+
+def _targets(ti: Any, policies: Any) -> list[tuple[Any, Any]]:
+    """Direct downstream tasks (not mapped) in mode enforce/recommend, with their policies."""
+    out = []
+    for down in getattr(ti.task, "downstream_list", None) or []:
+        if type(down).__name__.endswith("MappedOperator") or getattr(down, "is_mapped", False):
+            continue
+        policy = policies.for_task(ti.dag_id, down.task_id)
+        if policy.mode in ("enforce", "recommend"):
+            out.append((down, policy))
+    return out
+
+
+def wrap_execute(ti: Any) -> bool:
+    """Make ``ti``'s operator size its downstream tasks right after its own code returns; True if wrapped."""
+    from mirrorscale.policy import load_policies
+
+    task = getattr(ti, "task", None)
+    if task is None or not getattr(task, "downstream_list", None):
+        return False
+    policies = load_policies()
+    if not _targets(ti, policies):
+        return False
+    original = task.execute
+
+    def execute(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        mirror_downstream(ti, result, policies)
+        return result
+
+    task.execute = execute
+    return True
+
+
+def mirror_downstream(ti: Any, result: Any, policies: Any) -> list[dict[str, Any]]:
+    """Mirror and size every target downstream of ``ti`` (bounded; never raises)."""
+    answers: list[dict[str, Any]] = []
+    timeout = float(os.environ.get(TIMEOUT_ENV, "60") or 60)
+
+    def work() -> None:
+        for down, policy in _targets(ti, policies):
+            try:
+                answers.append(_one(ti, result, down, policy))
+            except Exception as exc:  # noqa: BLE001 - the upstream succeeded; sizing is a bonus
+                log.warning("mirrorscale could not size %s.%s before it starts: %s: %s; it keeps its own "
+                            "settings", ti.dag_id, down.task_id, type(exc).__name__, exc)
+
+    thread = threading.Thread(target=work, name="mirrorscale-downstream", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        log.warning("mirrorscale sizing of the tasks downstream of %s.%s took over %g s; they keep their own "
+                    "settings", ti.dag_id, ti.task_id, timeout)
+    return answers
+
+
+def _inputs(ti: Any, result: Any, down: Any) -> tuple[list[Any], dict[str, Any]] | None:
+    """The downstream's ``(args, kwargs)`` with XCom references resolved; None when one is not available."""
+    from mirrorscale.plugins.airflow.features import _is_xcom_ref
+
+    def resolve(value: Any) -> Any:
+        if not _is_xcom_ref(value):
+            return value
+        operator = getattr(value, "operator", None)
+        key = getattr(value, "key", "return_value")
+        if operator is not None and operator.task_id == ti.task_id and key == "return_value":
+            return result
+        pulled = ti.xcom_pull(task_ids=operator.task_id, key=key)
+        if pulled is None:
+            raise LookupError(f"{operator.task_id} has not pushed {key} yet")
+        return pulled
+
+    args = getattr(down, "op_args", None) or []
+    kwargs = getattr(down, "op_kwargs", None) or {}
+    try:
+        args = resolve(args) if _is_xcom_ref(args) else [resolve(a) for a in args]
+        kwargs = resolve(kwargs) if _is_xcom_ref(kwargs) else {k: resolve(v) for k, v in dict(kwargs).items()}
+    except LookupError:
+        return None
+    return list(args), dict(kwargs) if isinstance(kwargs, Mapping) else {}
+
+
+def _one(ti: Any, result: Any, down: Any, policy: Any) -> dict[str, Any]:
+    from mirrorscale.features import value_size
+
+    inputs = _inputs(ti, result, down)
+    if inputs is None:
+        return {"task_id": down.task_id, "skipped": "inputs not known yet"}
+    args, kwargs = inputs
+    size = sum(value_size(a) for a in args) + sum(value_size(v) for v in kwargs.values())
+    shadow_id = None
+    fn = getattr(down, "python_callable", None)
+    if policy.mirror and fn is not None:
+        shadow_id = _mirror(ti, down, fn, args, kwargs, policy)
+    body = {"map_index": -1, "input_size_bytes": size, "shadow_id": shadow_id}
+    answer = post_allocation(ti.dag_id, ti.run_id, down.task_id, body)
+    log.info("mirrorscale sized %s.%s before it starts: %s", ti.dag_id, down.task_id,
+             {k: answer.get(k) for k in ("applied", "memory_bytes", "pool_slots", "source")})
+    return {"task_id": down.task_id, **answer}
+
+
+def _mirror(ti: Any, down: Any, fn: Any, args: list[Any], kwargs: dict[str, Any], policy: Any) -> int | None:
+    """Run the downstream's mirror and store its shadow; its id (None when it could not run)."""
+    from mirrorscale.mirror import MirrorError, mirror_task
+    from mirrorscale.plugins.airflow.listener import _store
+
+    key = ("airflow", str(ti.dag_id), str(down.task_id))
+    try:
+        shadow = mirror_task(fn, args, kwargs, policy=policy, store=_store(), key=key)
+    except MirrorError as exc:
+        log.warning("mirrorscale cannot mirror %s.%s: %s", ti.dag_id, down.task_id, exc)
+        return None
+    return None if shadow is None else shadow.id
+
+
+def _base_url() -> str:
+    url = (os.environ.get("MIRRORSCALE_AIRFLOW_API_URL") or "").strip()
+    if not url:
+        from airflow.configuration import conf
+
+        url = conf.get("api", "base_url", fallback="") or "http://localhost:8080"
+    return url.rstrip("/")
+
+
+def _token(base: str) -> str | None:
+    token = (os.environ.get("MIRRORSCALE_AIRFLOW_API_TOKEN") or "").strip()
+    if token:
+        return token
+    user = os.environ.get("MIRRORSCALE_AIRFLOW_API_USER")
+    if not user:
+        return None
+    if base not in _TOKENS:
+        body = json.dumps({"username": user, "password": os.environ.get("MIRRORSCALE_AIRFLOW_API_PASSWORD", "")})
+        request = urllib.request.Request(f"{base}/auth/token", data=body.encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            _TOKENS[base] = json.loads(response.read())["access_token"]
+    return _TOKENS[base]
+
+
+def post_allocation(dag_id: str, run_id: str, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST to the plugin's allocation endpoint on the api-server; the JSON answer (raises on HTTP errors)."""
+    from urllib.parse import quote
+
+    from mirrorscale.plugins.airflow.plugin import URL_PREFIX
+
+    base = _base_url()
+    headers = {"Content-Type": "application/json"}
+    token = _token(base)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    path = (f"{URL_PREFIX}/airflow/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/tasks/"
+            f"{quote(task_id, safe='')}/allocation")
+    request = urllib.request.Request(base + path, data=json.dumps(body).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:300]
+        raise RuntimeError(f"{path} answered {exc.code}: {detail}") from None
