@@ -10,16 +10,15 @@ exceeds the capacity::
     task A predicted 3 GiB      ->  holds 3072 slots
     task B predicted 6 GiB      ->  waits until A has released its slots
 
-Only tasks whose policy mode is ``enforce`` are admitted this way. Their need is
-the naive forecast (the largest peak among the task's last recorded runs, or the
-policy's ``default_memory`` when there is none) plus the policy's ``headroom``,
-clamped to ``memory.min_allowed``/``max_allowed`` and to the capacity. A task with
-neither history nor ``default_memory`` runs without holding slots. The allocator
-will replace the naive forecast.
+Only tasks whose policy mode is ``enforce`` are admitted this way. Their need is the
+memory of the run's :class:`~mirrorscale.store.models.Allocation`, decided by the
+allocator from the run's resolved parameters (:mod:`mirrorscale.plugins.prefect.sizing`);
+a run the allocator cannot size (cold start without ``default_memory``) holds no slots.
+A single run larger than the whole capacity holds all of it (it runs alone).
 
 With a ``DaskTaskRunner`` and ``PredictiveTaskRunner(dask_resource="MEMORY")``, the
 need is set as a Dask resource annotation instead (``dask.annotate(resources=
-{"MEMORY": need_bytes})``), and Dask runs a task only on a worker with that much of
+{"MEMORY": memory_bytes})``), and Dask runs a task only on a worker with that much of
 the resource left; the workers declare their memory, e.g.
 ``cluster_kwargs={"resources": {"MEMORY": 8e9}}``.
 
@@ -36,7 +35,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterator
 
-__all__ = ["Admission", "MemoryAdmission", "admitted", "admitted_async", "dask_admission", "predicted_need"]
+__all__ = ["Admission", "MemoryAdmission", "admitted", "admitted_async", "dask_admission"]
 
 MiB = 1024 * 1024
 
@@ -61,11 +60,12 @@ class Admission:
     reason: str
     via: str = "concurrency-limit"
     capacity_units: int = 0  # the limit's size (0: unknown); no admission may exceed it
+    memory_bytes: int | None = None  # the allocation's memory (else units x unit_bytes)
 
     @property
     def allocated_bytes(self) -> int:
-        """The memory this admission stands for."""
-        return self.units * self.unit_bytes
+        """The memory this admission stands for: the allocation's, else its slots'."""
+        return self.memory_bytes if self.memory_bytes is not None else self.units * self.unit_bytes
 
 
 class MemoryAdmission:
@@ -135,23 +135,8 @@ def dask_admission(client: Any, resource: str, need_bytes: int | None, reason: s
                   "tasks are submitted without memory annotations", resource)
         return None
     units = max(1, min(int(largest), int(need_bytes)))
-    return Admission(limit=resource, units=units, unit_bytes=1, reason=reason, via="dask-resources")
-
-
-def predicted_need(policy: Any, history_peak: int | None) -> tuple[int | None, str]:
-    """The memory a task is expected to need, and why (naive until the allocator exists)."""
-    if history_peak is not None:
-        base, why = int(history_peak), "naive: largest peak of the last runs"
-    elif policy.default_memory is not None:
-        base, why = int(policy.default_memory), "policy default_memory (no history)"
-    else:
-        return None, "no history and no default_memory: not admission-controlled"
-    need = int(base * (1 + policy.headroom))
-    clamped = int(policy.memory.clamp(need))
-    why += f", +{policy.headroom:.0%} headroom"
-    if clamped != need:
-        why += ", clamped to the policy's memory bounds"
-    return clamped, why
+    return Admission(limit=resource, units=units, unit_bytes=1, reason=reason, via="dask-resources",
+                     memory_bytes=int(need_bytes))
 
 
 @contextmanager

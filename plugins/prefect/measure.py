@@ -23,9 +23,12 @@ children: they are the temporary Prefect API server, process-pool workers and th
 like, and their memory is not the task's (a subprocess the task starts itself is
 missed there). In a worker process the whole process tree is measured.
 
-Tasks admitted with an allocation (mode ``enforce``) run under a memory guard that
-stops them when they outgrow it (:mod:`mirrorscale.guard`; sync
-tasks only); their trace then says ``oom_killed``.
+Tasks in mode ``enforce`` or ``recommend`` are sized per run by the allocator before
+they start (:mod:`mirrorscale.plugins.prefect.sizing`; the decision and its reason
+are kept in ``features["allocation"]``). Enforce-mode runs are admitted by that
+allocation and run under a memory guard with the allocation as its limit
+(:mod:`mirrorscale.guard`; sync tasks only); a run that outgrows it is stopped and
+its trace says ``oom_killed``.
 
 The process's full peak and its baseline are kept in the features
 (``process_peak_rss_bytes``, ``rss_baseline_bytes``); the stored time series is
@@ -71,8 +74,7 @@ class MeasureSpec:
     runner: str = "threadpool"
     submit_pid: int = 0
     interval: float = 0.1
-    admission: Any = None  # an admission.Admission held while the task runs, or None
-    mirror: Any = None  # a mirroring.MirrorPlan: mirror the task before admitting it
+    sizing: Any = None  # a sizing.SizingSpec: size each run by the allocator (modes enforce/recommend)
 
 
 def warn_once(key: str, message: str, *args: Any) -> None:
@@ -124,24 +126,14 @@ def _run_ids() -> tuple[str | None, int, str | None]:
 class _Attempt:
     """One measured attempt: started by :meth:`begin`, stored by :meth:`end`."""
 
-    def __init__(self, spec: MeasureSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                 waited: float = 0.0, admission: Any = None, mirror: Any = None):
+    def __init__(self, spec: MeasureSpec, described: tuple[dict[str, Any], int | None], waited: float = 0.0,
+                 sizing: Any = None):
         self.spec = spec
         self.waited = waited
-        self.admission = admission
-        self.mirror = mirror
+        self.sizing = sizing
         self.started_at = datetime.now(timezone.utc)
         self.run_id, self.try_number, self.flow_run_id = _run_ids()
-        self.features: dict[str, Any] = {}
-        self.input_size: int | None = None
-        try:
-            from mirrorscale.plugins.prefect.features import task_features
-
-            bound = inspect.signature(fn).bind_partial(*args, **kwargs).arguments
-            self.features, self.input_size = task_features(bound, spec.features, self.started_at)
-        except Exception as exc:  # noqa: BLE001 - features are best effort
-            warn_once(f"features:{exc!r}", "mirrorscale: could not describe the parameters of %s: %r",
-                      spec.task_name, exc)
+        self.features, self.input_size = described
         self.overlap = 1
         with _ACTIVE_LOCK:
             _ACTIVE.add(self)
@@ -176,17 +168,24 @@ class _Attempt:
         if self.flow_run_id:
             features["flow_run_id"] = self.flow_run_id
         columns: dict[str, Any] = {}
-        admission, mirror = self.admission, self.mirror
-        if admission is not None:
-            features["admission"] = {"via": admission.via, "limit": admission.limit, "units": admission.units,
-                                     "waited_seconds": round(self.waited, 3), "reason": admission.reason}
-            columns["allocated_memory_bytes"] = admission.allocated_bytes
-        if mirror is not None:
-            features["mirror"] = {"shadow_id": mirror.shadow_id, "outcome": mirror.outcome,
-                                  "seconds": round(mirror.seconds, 3), "need_bytes": mirror.need_bytes,
-                                  "reason": mirror.reason}
-            if mirror.need_bytes is not None:
-                features["forecast_bytes"], features["forecast_source"] = mirror.need_bytes, "mirror"
+        sizing = self.sizing
+        if sizing is not None:
+            features["allocation"] = dict(sizing.info)
+            if sizing.info.get("forecast_bytes") is not None:
+                features["forecast_bytes"] = sizing.info["forecast_bytes"]
+                features["forecast_source"] = sizing.info["evidence"]
+            if sizing.applied:
+                columns["allocated_memory_bytes"] = sizing.memory_bytes
+            if sizing.lifecycle is not None:
+                features["mirror_lifecycle"] = sizing.lifecycle
+            admission, mirror = sizing.admission, sizing.mirror
+            if admission is not None:
+                features["admission"] = {"via": admission.via, "limit": admission.limit, "units": admission.units,
+                                         "waited_seconds": round(self.waited, 3), "reason": admission.reason}
+            if mirror is not None:
+                features["mirror"] = {"shadow_id": mirror.shadow_id, "outcome": mirror.outcome,
+                                      "seconds": round(mirror.seconds, 3),
+                                      "predicted_peak_bytes": mirror.predicted_peak_bytes, "reason": mirror.reason}
         samples = None
         if usage is not None:
             base = usage.baseline_rss_bytes
@@ -210,23 +209,28 @@ class _Attempt:
         )
 
 
-def _mirror_first(spec: MeasureSpec, fn: Callable[..., Any], args: tuple[Any, ...],
-                  kwargs: dict[str, Any]) -> tuple[Any, Any]:
-    """Mirror the task when its spec says so; return (admission to hold, mirror result or None)."""
-    if spec.mirror is None:
-        return spec.admission, None
+def _describe(spec: MeasureSpec, fn: Callable[..., Any], args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+    """The run's features and input size from its resolved parameters (best effort)."""
     try:
-        from mirrorscale.plugins.prefect.mirroring import admission_from_mirror, run_mirror
+        from mirrorscale.plugins.prefect.features import task_features
 
-        bound = inspect.signature(fn).bind_partial(*args, **kwargs)
-        run_id = _run_ids()[0]
-        result = run_mirror(spec.mirror, tuple(bound.args), dict(bound.kwargs), store=open_store(spec.store_url),
-                            key=("prefect", spec.flow_name, spec.task_name), run_id=run_id)
-        return admission_from_mirror(spec.admission, result), result
-    except Exception as exc:  # noqa: BLE001 - a mirror must never fail the task
-        warn_once(f"mirror:{spec.task_name}:{exc!r}", "mirrorscale: mirror of %s failed (%r); admitted by "
-                  "the naive forecast", spec.task_name, exc)
-        return spec.admission, None
+        bound = inspect.signature(fn).bind_partial(*args, **kwargs).arguments
+        return task_features(bound, spec.features, datetime.now(timezone.utc))
+    except Exception as exc:  # noqa: BLE001 - features are best effort
+        warn_once(f"features:{exc!r}", "mirrorscale: could not describe the parameters of %s: %r",
+                  spec.task_name, exc)
+        return {}, None
+
+
+def _size(spec: MeasureSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+          described: tuple[dict[str, Any], int | None]) -> Any:
+    """The run's :class:`~mirrorscale.plugins.prefect.sizing.RunSizing` (None: not sized; never raises)."""
+    if spec.sizing is None:
+        return None
+    from mirrorscale.plugins.prefect.sizing import size_call
+
+    return size_call(spec, fn, args, kwargs, described[0], _run_ids())
 
 
 def _attributable() -> bool:
@@ -234,17 +238,17 @@ def _attributable() -> bool:
     return len(_ACTIVE) == 1
 
 
-def _guarded_call(admission: Any, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Call ``fn``; with an allocation, under a :class:`~mirrorscale.guard.MemoryGuard`.
+def _guarded_call(sizing: Any, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Call ``fn``; with an applied allocation, under a :class:`~mirrorscale.guard.MemoryGuard` at its memory.
 
     Tasks may share this process, so the guard counts this process's growth since
     the task started and acts only while the task is the only one measured here.
     """
-    if admission is None:
+    if sizing is None or not sizing.applied or not sizing.memory_bytes:
         return fn(*args, **kwargs)
     from mirrorscale.guard import MemoryGuard, MemoryLimitExceeded, rise_usage
 
-    guard = MemoryGuard(admission.allocated_bytes, usage=rise_usage(), attributable=_attributable).start()
+    guard = MemoryGuard(sizing.memory_bytes, usage=rise_usage(), attributable=_attributable).start()
     try:
         result = fn(*args, **kwargs)
         guard.stop()
@@ -269,11 +273,14 @@ def measured(fn: Callable[..., Any], spec: MeasureSpec) -> Callable[..., Any]:
 
         @functools.wraps(fn)
         async def measured_async(*args: Any, **kwargs: Any) -> Any:
+            import asyncio
+
             from mirrorscale.plugins.prefect.admission import admitted_async
 
-            admission, mirror = _mirror_first(spec, fn, args, kwargs)
-            async with admitted_async(admission) as waited:
-                attempt = _Attempt(spec, fn, args, kwargs, waited, admission, mirror)
+            described = _describe(spec, fn, args, kwargs)
+            sizing = await asyncio.to_thread(_size, spec, fn, args, kwargs, described) if spec.sizing else None
+            async with admitted_async(getattr(sizing, "admission", None)) as waited:
+                attempt = _Attempt(spec, described, waited, sizing)
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as exc:
@@ -289,11 +296,12 @@ def measured(fn: Callable[..., Any], spec: MeasureSpec) -> Callable[..., Any]:
         def measured_sync(*args: Any, **kwargs: Any) -> Any:
             from mirrorscale.plugins.prefect.admission import admitted
 
-            admission, mirror = _mirror_first(spec, fn, args, kwargs)
-            with admitted(admission) as waited:
-                attempt = _Attempt(spec, fn, args, kwargs, waited, admission, mirror)
+            described = _describe(spec, fn, args, kwargs)
+            sizing = _size(spec, fn, args, kwargs, described)
+            with admitted(getattr(sizing, "admission", None)) as waited:
+                attempt = _Attempt(spec, described, waited, sizing)
                 try:
-                    result = _guarded_call(admission, fn, args, kwargs)
+                    result = _guarded_call(sizing, fn, args, kwargs)
                 except BaseException as exc:
                     attempt.end(exc)
                     raise

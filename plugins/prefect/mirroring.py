@@ -1,31 +1,33 @@
-"""Mirror volatile enforce-mode tasks before they run, and admit them by the mirror's estimate.
+"""Mirror volatile enforce-mode tasks before they run; the shadow sizes the run through the allocator.
 
-When a flow run first submits a task whose policy says ``mode = "enforce"`` and
-``mirror = true``, the runner scores the task's history with
-:func:`mirrorscale.predictors.volatility.assess` (input size and peak memory, oldest
-run first). A *hotspot* (run often enough, and changing fast) gets a
-:class:`MirrorPlan`; a stable task does not, so mirrors retire by themselves once a
-task settles.
+A task whose policy says ``mode = "enforce"`` and ``mirror = true`` and whose function
+is importable gets a :class:`MirrorPlan` when the runner first prepares it. Whether a
+run is mirrored is the mirror *life cycle*'s call
+(:meth:`mirrorscale.lifecycle.MirrorLifecycle.step`, made per run in
+:mod:`mirrorscale.plugins.prefect.sizing`): a hotspot (run often enough and changing
+fast) gets an active mirror, refreshed as often as its volatility demands and retired
+when the task is stable, its allocations are sufficient, or its mirrors keep missing.
 
-In the process that runs the task, before it is admitted, the wrapper calls
+When the life cycle says *mirror now*, the wrapper calls
 :func:`mirrorscale.mirror.preview` on the task's own function with its resolved
-parameters: sampled slices run in a sandboxed, capped process and their cost is
-extrapolated to the full input (together with the task's full-size history). The
-:class:`~mirrorscale.store.models.ResourceShadow` is saved; its upper estimate plus
-the policy's headroom becomes the task's memory admission, and a progress artifact
-(key ``mirrorscale-mirror-<task>``) shows the mirror running in the Prefect UI.
+parameters, in the process that runs the task and before it is admitted: sampled
+slices run in a sandboxed, capped process and their cost is extrapolated to the full
+input (together with the task's full-size history). The
+:class:`~mirrorscale.store.models.ResourceShadow` is saved and handed to
+:meth:`mirrorscale.allocator.Allocator.decide`, which sizes the run from it (or from
+history, when history's band is narrower). A progress artifact (key
+``mirrorscale-mirror-<task>``) shows the mirror running in the Prefect UI.
 
 A mirror needs the task's function importable in a new process: tasks defined in a
 module (``my_flows.etl:transform``), not in a script run as ``__main__``. Tasks that
-cannot be mirrored are admitted by the naive forecast, and the reason is recorded.
+cannot be mirrored are sized from history, and the reason is recorded.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable
 
 __all__ = ["MirrorPlan", "MirrorResult", "mirror_reference", "plan_mirror", "run_mirror"]
@@ -33,27 +35,22 @@ __all__ = ["MirrorPlan", "MirrorResult", "mirror_reference", "plan_mirror", "run
 
 @dataclass(frozen=True)
 class MirrorPlan:
-    """What a worker needs to mirror one task: where its function is and how to size it."""
+    """What a worker needs to mirror one task: where its function is, how much to sample, the cap."""
 
     reference: str
     sample_fraction: float
     memory_cap: int | None
-    headroom: float
-    min_bytes: int | None
-    max_bytes: int | None
-    history: tuple[tuple[float, float, float, float], ...]
-    reason: str
 
 
 @dataclass(frozen=True)
 class MirrorResult:
-    """The outcome of one mirror: the saved shadow's id, the memory it implies, and why."""
+    """The outcome of one mirror: the saved shadow's id, how long it took, and why it ran."""
 
     shadow_id: int | None
     outcome: str
-    need_bytes: int | None
     seconds: float
     reason: str
+    predicted_peak_bytes: int | None = None
 
 
 def mirror_reference(fn: Callable[..., Any]) -> str | None:
@@ -75,29 +72,17 @@ def mirror_reference(fn: Callable[..., Any]) -> str | None:
     return None
 
 
-def plan_mirror(policy: Any, traces: list[Any], fn: Callable[..., Any]) -> tuple[MirrorPlan | None, str]:
-    """Decide from the task's recent ``traces`` (newest first) whether to mirror it, and why."""
+def plan_mirror(policy: Any, fn: Callable[..., Any]) -> tuple[MirrorPlan | None, str]:
+    """A :class:`MirrorPlan` when ``policy`` and ``fn`` allow mirrors (the life cycle decides per run), and why."""
     if policy.mode != "enforce" or not policy.mirror:
         return None, "mirrors off in the policy (needs mode enforce and mirror = true)"
-    from mirrorscale.predictors.volatility import assess
-
-    runs = [t for t in reversed(traces) if t.outcome == "success" and t.peak_rss_bytes is not None]
-    series = {"input_size": [float(t.input_size_bytes or 0) for t in runs],
-              "peak_rss": [float(t.peak_rss_bytes) for t in runs]}
-    report = assess(series)
-    if not report.hotspot:
-        return None, f"not mirrored: {report.reason}"
     reference = mirror_reference(fn)
     if reference is None:
-        return None, (f"volatile ({report.reason}) but not mirrored: {getattr(fn, '__qualname__', fn)!r} is not "
-                      "importable from a module (tasks in a script run as __main__ cannot be mirrored)")
-    history = tuple((float(t.input_size_bytes or 0), float(t.peak_rss_bytes), float(t.cpu_seconds or 0),
-                     float(t.wall_seconds or 0)) for t in runs if t.input_size_bytes)
+        return None, (f"not mirrored: {getattr(fn, '__qualname__', fn)!r} is not importable from a module "
+                      "(tasks in a script run as __main__ cannot be mirrored)")
     plan = MirrorPlan(reference=reference, sample_fraction=policy.sample_fraction,
-                      memory_cap=policy.memory.max_allowed, headroom=policy.headroom,
-                      min_bytes=policy.memory.min_allowed, max_bytes=policy.memory.max_allowed,
-                      history=history[-20:], reason=report.reason)
-    return plan, f"mirrored: {report.reason}"
+                      memory_cap=policy.memory.max_allowed)
+    return plan, "mirrors allowed: the mirror life cycle decides per run"
 
 
 def _progress_key(task_name: str) -> str:
@@ -123,9 +108,20 @@ def _progress(task_name: str) -> Callable[[float], None]:
     return update
 
 
+HISTORY_RUNS = 20
+"""Full-size runs handed to the extrapolation with the mirror's samples."""
+
+
+def _history(store: Any, key: tuple[str, str, str]) -> tuple[tuple[float, float, float, float], ...]:
+    traces = store.traces_since(key, None, limit=50)
+    return tuple((float(t.input_size_bytes), float(t.peak_rss_bytes), float(t.cpu_seconds or 0),
+                  float(t.wall_seconds or 0)) for t in traces
+                 if t.outcome == "success" and t.peak_rss_bytes and t.input_size_bytes)[-HISTORY_RUNS:]
+
+
 def run_mirror(plan: MirrorPlan, args: tuple[Any, ...], kwargs: dict[str, Any], *, store: Any,
-               key: tuple[str, str, str], run_id: str | None) -> MirrorResult:
-    """Mirror the task on samples of ``args``/``kwargs``, save the shadow, size the need."""
+               key: tuple[str, str, str], run_id: str | None, reason: str = "") -> tuple[Any, MirrorResult]:
+    """Mirror the task on samples of ``args``/``kwargs`` and save the shadow; returns (shadow, result)."""
     import time
 
     from mirrorscale.mirror import preview
@@ -133,32 +129,12 @@ def run_mirror(plan: MirrorPlan, args: tuple[Any, ...], kwargs: dict[str, Any], 
     progress = _progress(key[2])
     started = time.perf_counter()
     shadow = preview(plan.reference, args, kwargs, sample_fraction=plan.sample_fraction,
-                     memory_cap=plan.memory_cap, history=plan.history)
+                     memory_cap=plan.memory_cap, history=_history(store, key))
     seconds = time.perf_counter() - started
     progress(100.0)
     shadow.run_id = run_id
     shadow_id = store.save(key, shadow)
     estimate = shadow.predicted_peak_rss_high or shadow.predicted_peak_rss_bytes
-    if shadow.outcome != "ok" or estimate is None:
-        return MirrorResult(shadow_id, shadow.outcome, None, seconds,
-                            f"mirror {shadow.outcome}: {shadow.error or 'no estimate'}")
-    need = int(estimate * (1 + plan.headroom))
-    if plan.min_bytes is not None:
-        need = max(need, plan.min_bytes)
-    if plan.max_bytes is not None:
-        need = min(need, plan.max_bytes)
-    from mirrorscale.policy import format_bytes
-
-    reason = (f"mirror at {plan.sample_fraction:.0%}: upper estimate {format_bytes(estimate)} "
-              f"+{plan.headroom:.0%} headroom ({plan.reason})")
-    return MirrorResult(shadow_id, shadow.outcome, need, seconds, reason)
-
-
-def admission_from_mirror(admission: Any, result: MirrorResult) -> Any:
-    """``admission`` re-sized to the mirror's need (unchanged when the mirror gave none)."""
-    if admission is None or result.need_bytes is None or admission.via != "concurrency-limit":
-        return admission
-    units = max(1, math.ceil(result.need_bytes / admission.unit_bytes))
-    if admission.capacity_units:
-        units = min(units, admission.capacity_units)
-    return replace(admission, units=units, reason=result.reason)
+    if shadow.outcome != "ok":
+        reason = f"mirror {shadow.outcome}: {shadow.error or 'no estimate'}; {reason}"
+    return shadow, MirrorResult(shadow_id, shadow.outcome, seconds, reason, estimate)

@@ -16,9 +16,13 @@ attempt is measured in the process that runs it and stored as an ``ExecutionTrac
 (engine ``prefect``, pipeline = flow name, task = task name, run id = task run id).
 Direct calls (``my_task(x)``) do not reach a task runner and are not recorded.
 
-Tasks whose policy mode is ``enforce`` are admitted by memory: they hold slots of a
-global concurrency limit sized to the machine's memory
-(:mod:`mirrorscale.plugins.prefect.admission`).
+Tasks whose policy mode is ``enforce`` or ``recommend`` are sized per run by the
+allocator from their resolved parameters (:mod:`mirrorscale.plugins.prefect.sizing`;
+volatile ones are mirrored first when the mirror life cycle says so). Enforce-mode
+runs are admitted by memory: they hold ``ceil(allocation / 1 MiB)`` slots of a global
+concurrency limit sized to the workers' capacity
+(:mod:`mirrorscale.plugins.prefect.admission`), or Dask resources, and a memory
+guard stops a run that outgrows its allocation.
 
 When the flow run ends it publishes the run's forecast-vs-actual table and a markdown
 explanation as artifacts (:mod:`mirrorscale.plugins.prefect.artifacts`).
@@ -37,19 +41,16 @@ from typing import Any, Iterable
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from mirrorscale.plugins.prefect.admission import MemoryAdmission, dask_admission, predicted_need
+from mirrorscale.plugins.prefect.admission import MemoryAdmission, dask_admission
 from mirrorscale.plugins.prefect.measure import MEASURED_ATTRIBUTE, MeasureSpec, measured, open_store, warn_once
 from mirrorscale.plugins.prefect.mirroring import plan_mirror
 from mirrorscale.plugins.prefect.policy import resolve_policy
+from mirrorscale.plugins.prefect.sizing import SizingSpec
 
 __all__ = ["PredictiveTaskRunner", "STORE_OPEN_TIMEOUT"]
 
 logger = logging.getLogger("mirrorscale.prefect")
 
-HISTORY_WINDOW = 50
-"""Recorded runs read per task and flow run (volatility looks at all of them)."""
-FORECAST_WINDOW = 20
-"""Recorded runs the naive forecast looks at (it takes their largest peak)."""
 STORE_OPEN_TIMEOUT = 15.0
 """Seconds the runner waits for the store to open before running without it."""
 
@@ -130,9 +131,7 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
         self._flow_name: str | None = None
         self._wrapped: dict[int, tuple[Any, Any]] = {}
         self._submitted: dict[str, str] = {}  # task run id -> task name
-        self._forecasts: dict[str, int | None] = {}  # task name -> naive forecast (bytes)
-        self._histories: dict[str, list[Any]] = {}  # task name -> recent traces, newest first
-        self._notes: dict[str, str] = {}  # task name -> why it was (not) mirrored
+        self._notes: dict[str, str] = {}  # task name -> why it may (not) be mirrored
         self._memory: MemoryAdmission | None = None  # set once the limit exists for this run
         self._memory_checked = False
         self._lock = threading.Lock()
@@ -207,11 +206,15 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
             raise RuntimeError("The task runner must be started before submitting work.")
         prepared = self._prepare(task)
         spec = getattr(prepared.fn, MEASURED_ATTRIBUTE, None) if prepared is not task else None
-        admission = getattr(spec, "admission", None)
-        if admission is not None and admission.via == "dask-resources":
-            import dask
+        sizing = getattr(spec, "sizing", None)
+        if sizing is not None and self._dask_client() is not None:
+            prepared, admission = self._dask_sized(task, prepared, spec, parameters)
+            if admission is not None:
+                import dask
 
-            with dask.annotate(resources={admission.limit: admission.units}):
+                with dask.annotate(resources={admission.limit: admission.units}):
+                    future = self.inner.submit(prepared, parameters, wait_for=wait_for, dependencies=dependencies)
+            else:
                 future = self.inner.submit(prepared, parameters, wait_for=wait_for, dependencies=dependencies)
         else:
             future = self.inner.submit(prepared, parameters, wait_for=wait_for, dependencies=dependencies)
@@ -255,31 +258,51 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
                 return cached[1]
             flow_name = self._current_flow()
             policy = resolve_policy(self._policies, flow_name, task.name, task)
-            history = self._history(flow_name, task.name)
-            admission = self._admission(policy, task.name) if policy.mode == "enforce" else None
-            plan = None
-            if policy.mode == "enforce" and policy.mirror:
-                plan, self._notes[task.name] = plan_mirror(policy, history, task.fn)
+            sizing = self._sizing(policy, task) if policy.mode in ("enforce", "recommend") else None
             spec = MeasureSpec(store_url=self._url or "", flow_name=flow_name, task_name=task.name,
                                features=tuple(policy.features), runner=self.inner.name,
-                               submit_pid=os.getpid(), interval=self.interval, admission=admission, mirror=plan)
+                               submit_pid=os.getpid(), interval=self.interval, sizing=sizing)
             wrapped = copy.copy(task)
             wrapped.fn = measured(task.fn, spec)
             self._wrapped[id(task)] = (task, wrapped)
             return wrapped
 
-    def _admission(self, policy: Any, task_name: str) -> Any:
-        """How an enforce-mode task is admitted: Dask resources, the memory limit, or not."""
-        need, reason = predicted_need(policy, self._forecasts[task_name])
-        client = getattr(self.inner, "client", None) if self.dask_resource else None
-        if client is not None:
-            try:
-                return dask_admission(client, self.dask_resource, need, reason)
-            except Exception as exc:  # noqa: BLE001
-                warn_once(f"dask:{exc!r}", "mirrorscale: cannot read the Dask workers' resources (%r)", exc)
-                return None
-        memory = self._memory_admission()
-        return memory.admission_for(need, reason) if memory is not None else None
+    def _dask_client(self) -> Any:
+        return getattr(self.inner, "client", None) if self.dask_resource else None
+
+    def _sizing(self, policy: Any, task: Any) -> SizingSpec:
+        """How runs of ``task`` are sized: the policy, the memory limit to hold, and a mirror plan."""
+        plan = None
+        if policy.mode == "enforce" and policy.mirror:
+            plan, self._notes[task.name] = plan_mirror(policy, task.fn)
+        memory = self._memory_admission() if policy.mode == "enforce" and self._dask_client() is None else None
+        if memory is None:
+            return SizingSpec(policy=policy, mirror=plan)
+        return SizingSpec(policy=policy, capacity_bytes=memory.capacity_bytes(), limit=memory.name,
+                          unit_bytes=memory.unit, capacity_units=memory.slots, mirror=plan)
+
+    def _dask_sized(self, task: Any, prepared: Any, spec: MeasureSpec, parameters: dict[str, Any]) -> tuple[Any, Any]:
+        """With Dask resources, size the run now (the annotation is set at submit): a per-run copy of the
+        task carrying its fixed sizing, and the Dask admission (None: not annotated)."""
+        from dataclasses import replace
+
+        from mirrorscale.plugins.prefect.sizing import decide_run
+
+        try:
+            run_sizing = decide_run(spec.sizing, spec.store_url, ("prefect", spec.flow_name, spec.task_name),
+                                    run_id=None, try_number=1, input_size=_resolved_size(parameters))
+            admission = None
+            if run_sizing.applied:
+                admission = dask_admission(self._dask_client(), self.dask_resource or "", run_sizing.memory_bytes,
+                                           run_sizing.info.get("reason", ""))
+            run_sizing = replace(run_sizing, admission=admission)
+        except Exception as exc:  # noqa: BLE001 - sizing must never fail the flow
+            warn_once(f"dask:{exc!r}", "mirrorscale: could not size %s for Dask (%r); submitted without "
+                      "memory annotations", spec.task_name, exc)
+            return task, None
+        wrapped = copy.copy(task)
+        wrapped.fn = measured(task.fn, replace(spec, sizing=replace(spec.sizing, fixed=run_sizing)))
+        return wrapped, admission
 
     def _memory_admission(self) -> MemoryAdmission | None:
         """The admission to use in this flow run, its limit created on first use (None: off)."""
@@ -295,27 +318,33 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
                               "(%r); enforce-mode tasks run without it", exc)
         return self._memory
 
-    def _history(self, flow_name: str, task_name: str) -> list[Any]:
-        """The task's recent traces (newest first), read once per flow run before it first starts;
-        sets the naive forecast: the largest peak among the last :data:`FORECAST_WINDOW` runs."""
-        if task_name in self._histories:
-            return self._histories[task_name]
-        try:
-            traces = self._store.latest_traces("prefect", flow_name, task_name, limit=HISTORY_WINDOW)
-        except Exception as exc:  # noqa: BLE001
-            warn_once(f"read:{self._url}", "mirrorscale: could not read history (%r)", exc)
-            traces = []
-        peaks = [t.peak_rss_bytes for t in traces[:FORECAST_WINDOW] if t.peak_rss_bytes is not None]
-        self._forecasts[task_name] = max(peaks) if peaks else None
-        self._histories[task_name] = traces
-        return traces
-
     def _publish(self) -> None:
         try:
             from mirrorscale.plugins.prefect.artifacts import publish_run_artifacts
 
             publish_run_artifacts(self._store, flow_name=self._flow_name or "(no flow)",
                                   flow_run_id=self._flow_run_id, submitted=dict(self._submitted),
-                                  forecasts=dict(self._forecasts), notes=dict(self._notes))
+                                  notes=dict(self._notes))
         except Exception as exc:  # noqa: BLE001 - artifacts must never fail a flow
             warn_once(f"artifacts:{exc!r}", "mirrorscale: could not publish artifacts: %r", exc)
+
+
+def _resolved_size(parameters: dict[str, Any]) -> int | None:
+    """The input size of ``parameters`` when they hold no futures yet (else None: the allocator assumes
+    the latest run's)."""
+    from prefect.futures import PrefectFuture
+    from prefect.utilities.collections import visit_collection
+
+    pending: list[Any] = []
+
+    def spot(value: Any) -> Any:
+        if isinstance(value, PrefectFuture):
+            pending.append(value)
+        return value
+
+    visit_collection(parameters, visit_fn=spot, return_data=False)
+    if pending:
+        return None
+    from mirrorscale.features import value_size
+
+    return sum(value_size(value) for value in parameters.values())

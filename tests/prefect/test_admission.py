@@ -10,22 +10,14 @@ from prefect import flow, task
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from mirrorscale.plugins.prefect import MemoryAdmission, PredictiveTaskRunner, mirrorscale_policy
-from mirrorscale.plugins.prefect.admission import predicted_need
-from mirrorscale.policy import TaskPolicy
 
 MiB = 1024 * 1024
 CAPACITY = 100 * MiB
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
-def test_predicted_need_adds_headroom_and_clamps() -> None:
-    policy = TaskPolicy.model_validate({"headroom": 0.5, "memory": {"max_allowed": 100}, "default_memory": 10})
-    assert predicted_need(policy, None) == (15, "policy default_memory (no history), +50% headroom")
-    assert predicted_need(policy, 80)[0] == 100  # 120 clamped to max_allowed
-    assert predicted_need(TaskPolicy(), None)[0] is None
-
-
-@mirrorscale_policy(mode="enforce", default_memory="40MiB", headroom=0)
+@mirrorscale_policy(mode="enforce", default_memory="40MiB", headroom=0,
+                    memory={"min_allowed": "40MiB", "max_allowed": "40MiB"})  # every run: 40 MiB
 @task
 def hold(i: int) -> int:
     time.sleep(0.5)
@@ -70,6 +62,7 @@ def test_running_allocations_stay_within_capacity(traces_of: Any) -> None:
     assert len(held) == len(unheld) == 5
     assert {t.allocated_memory_bytes for t in held} == {40 * MiB}
     assert {t.features["admission"]["units"] for t in held} == {40}
+    assert {t.features["allocation"]["mode"] for t in held} == {"enforce"}
     assert all(t.allocated_memory_bytes is None and "admission" not in t.features for t in unheld)
     assert _max_overlap(held, lambda t: t.allocated_memory_bytes) <= CAPACITY  # at most 2 x 40 MiB at once
     assert _max_overlap(held, lambda t: 1) == 2  # ... and two did run together
@@ -77,7 +70,8 @@ def test_running_allocations_stay_within_capacity(traces_of: Any) -> None:
     assert max(t.features["admission"]["waited_seconds"] for t in held) > 0.3
 
 
-@mirrorscale_policy(mode="enforce", default_memory="32MiB", headroom=0, features=["mib"])
+@mirrorscale_policy(mode="enforce", default_memory="32MiB", headroom=0, features=["mib"],
+                    memory={"max_allowed": "32MiB"})
 @task
 def greedy(mib: int) -> int:
     chunks = []
@@ -106,3 +100,76 @@ def test_a_task_over_its_allocation_is_stopped_and_recorded_as_oom(traces_of: An
     assert by_mib[400].outcome == "oom_killed" and by_mib[8].outcome == "success"
     assert 32 * MiB < by_mib[400].peak_rss_bytes < 200 * MiB  # stopped long before it took 400 MiB
     assert by_mib[400].allocated_memory_bytes == 32 * MiB
+
+
+@mirrorscale_policy(mode="enforce", headroom=0)
+@task
+def sized(rows: bytes) -> int:
+    return len(rows)
+
+
+@flow(name="sized-per-run", task_runner=PredictiveTaskRunner(
+    inner=ThreadPoolTaskRunner(max_workers=2),
+    admission=MemoryAdmission(capacity="4GiB", name="mirrorscale-memory-sized-test")))
+def sized_flow(sizes: list[int]) -> list[int]:
+    return [f.result() for f in sized.map([bytes(n) for n in sizes])]
+
+
+def test_each_run_is_sized_by_the_allocator_from_its_own_input(store: Any, traces_of: Any) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    import random
+
+    start, rng = datetime(2026, 1, 1, tzinfo=timezone.utc), random.Random(1)
+    for i in range(30):  # memory = 100 x input: inputs 1..12 MiB in random order, peaks 100..1200 MiB
+        size = int(rng.uniform(1, 12) * MiB)
+        store.record_trace(engine="prefect", pipeline_id="sized-per-run", task_id="sized", run_id=f"seed-{i}",
+                           started_at=start + timedelta(hours=i), ended_at=start + timedelta(hours=i, seconds=1),
+                           input_size_bytes=size, peak_rss_bytes=100 * size, cpu_seconds=0.1, wall_seconds=1.0,
+                           source="test")
+    assert sized_flow([2 * MiB, 10 * MiB]) == [2 * MiB, 10 * MiB]
+    runs = {t.input_size_bytes: t for t in traces_of("sized-per-run") if not t.run_id.startswith("seed-")}
+    small, large = runs[2 * MiB], runs[10 * MiB]
+    for run in (small, large):
+        allocation = run.features["allocation"]
+        assert allocation["evidence"] == "history" and allocation["applied"]
+        assert run.allocated_memory_bytes == allocation["memory_bytes"]
+        assert run.features["admission"]["units"] == -(-allocation["memory_bytes"] // MiB)
+    assert large.allocated_memory_bytes > 3 * small.allocated_memory_bytes  # sized from each run's input
+    assert large.allocated_memory_bytes >= 1000 * MiB  # >= 100 x 10 MiB
+    assert "model size" in large.features["allocation"]["reason"]  # the sizer's input-size model
+    latest = store.latest_allocation(("prefect", "sized-per-run", "sized"))
+    assert latest is not None and latest.run_id in {small.run_id, large.run_id}  # the decision is stored
+
+
+@task
+def plain_double(x: int) -> int:
+    return 2 * x
+
+
+def test_a_failing_allocator_warns_once_and_runs_like_the_inner_runner(monkeypatch: pytest.MonkeyPatch,
+                                                                      caplog: pytest.LogCaptureFixture,
+                                                                      traces_of: Any) -> None:
+    import logging
+
+    from mirrorscale.plugins.prefect import sizing
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("allocator exploded")
+
+    monkeypatch.setattr(sizing, "decide_run", broken)
+    enforced = mirrorscale_policy(mode="enforce", default_memory="1MiB")(task(lambda x: 2 * x, name="broken_sizing"))
+
+    @flow(name="broken-allocator", task_runner=PredictiveTaskRunner(
+        inner=ThreadPoolTaskRunner(max_workers=2),
+        admission=MemoryAdmission(capacity="1GiB", name="mirrorscale-memory-broken-test")))
+    def broken_flow(n: int) -> list[int]:
+        return [f.result() for f in enforced.map(range(n))]
+
+    with caplog.at_level(logging.WARNING, logger="mirrorscale.prefect"):
+        assert broken_flow(3) == [0, 2, 4]  # 1 MiB would have been far too small for nothing: no guard ran
+    warnings = [r.getMessage() for r in caplog.records if r.name == "mirrorscale.prefect"]
+    assert len(warnings) == 1 and "could not size" in warnings[0] and "inner task runner" in warnings[0]
+    traces = traces_of("broken-allocator")
+    assert len(traces) == 3 and all("allocation" not in t.features and t.allocated_memory_bytes is None
+                                    for t in traces)

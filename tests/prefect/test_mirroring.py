@@ -40,10 +40,12 @@ def _seed_growing_history(store: Any, flow_name: str, task_name: str, runs: int 
 def test_references_and_plans() -> None:
     assert mirror_reference(mirror_workload.grow) == "mirror_workload:grow"
     assert mirror_reference(lambda: 1) is None
-    policy = TaskPolicy.model_validate({"mode": "enforce", "mirror": True})
-    plan, why = plan_mirror(policy, [], mirror_workload.grow)
-    assert plan is None and "not mirrored" in why  # no history: not a hotspot yet
-    plan, why = plan_mirror(TaskPolicy(), [], mirror_workload.grow)
+    policy = TaskPolicy.model_validate({"mode": "enforce", "mirror": True, "sample_fraction": 0.1})
+    plan, why = plan_mirror(policy, mirror_workload.grow)
+    assert plan is not None and plan.reference == "mirror_workload:grow" and "life cycle" in why
+    plan, why = plan_mirror(policy, lambda rows: rows)
+    assert plan is None and "not importable" in why
+    plan, why = plan_mirror(TaskPolicy(), mirror_workload.grow)
     assert plan is None and "mirrors off" in why
 
 
@@ -68,10 +70,17 @@ def test_volatile_task_is_mirrored_before_it_runs(store: Any, traces_of: Any) ->
     assert task_id == "grow" and shadow.run_id == trace.run_id
     assert shadow.created_at <= trace.started_at  # the mirror ran before the real task
     assert 0 < shadow.sample_fraction <= 0.1 and shadow.predicted_peak_rss_bytes > 40 * MiB
-    assert trace.features["admission"]["reason"].startswith("mirror at 10%")
-    assert mirror["need_bytes"] >= shadow.predicted_peak_rss_bytes  # upper estimate + 50 % headroom
-    assert 0 <= trace.allocated_memory_bytes - mirror["need_bytes"] < MiB  # whole MiB slots
-    assert trace.features["forecast_source"] == "mirror"
+    lifecycle = trace.features["mirror_lifecycle"]
+    assert lifecycle["state"] == "active" and lifecycle["mirror_now"]  # the life cycle created the mirror
+    assert store.latest_mirror_state(("prefect", "mirror-flow", "grow")).state == "active"
+    allocation = trace.features["allocation"]
+    assert allocation["mode"] == "enforce" and allocation["applied"]
+    assert allocation["evidence"] in {"mirror", "history"} and allocation["reason"]
+    if allocation["evidence"] == "mirror":  # the allocator chose the shadow: sized from its upper estimate
+        assert allocation["shadow_id"] == mirror["shadow_id"] and "mirror" in allocation["reason"]
+        assert allocation["forecast_bytes"] >= shadow.predicted_peak_rss_high
+    assert trace.allocated_memory_bytes == allocation["memory_bytes"] >= 1.5 * allocation["forecast_bytes"] - MiB
+    assert trace.features["admission"]["units"] == -(-allocation["memory_bytes"] // MiB)  # whole MiB slots
     assert trace.outcome == "success" and trace.peak_rss_bytes >= 90 * MiB
     with get_client(sync_client=True) as client:
         progress = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["mirrorscale-mirror-grow"])))

@@ -161,9 +161,15 @@ def test_unavailable_store_runs_the_inner_runner_with_one_warning(kind: str, tmp
     assert "unavailable" in warnings[0].getMessage() and "inner task runner" in warnings[0].getMessage()
 
 
+@mirrorscale_policy(features=["mib"], mode="recommend", default_memory="8MiB", headroom=0)
+@task
+def recommended(mib: int, label: str = "x") -> int:
+    return hold(mib)
+
+
 @flow(name="runner-artifacts", task_runner=PredictiveTaskRunner())
 def artifacts_flow(mib: int) -> int:
-    return allocate.submit(mib, label="art").result()
+    return recommended.submit(mib, label="art").result() + allocate.submit(1).result()
 
 
 def test_each_flow_run_gets_forecast_and_usage_artifacts() -> None:
@@ -182,11 +188,17 @@ def test_each_flow_run_gets_forecast_and_usage_artifacts() -> None:
     assert set(by_run) == set(run_ids)
     first, second = (by_run[r] for r in run_ids)
     assert first[FORECAST_KEY].type == "table" and second[USAGE_KEY].type == "markdown"
-    row = second[FORECAST_KEY].data[0] if isinstance(second[FORECAST_KEY].data, list) else None
-    if row is None:
-        import json
+    import json
 
-        row = json.loads(second[FORECAST_KEY].data)[0]
-    assert row["task"] == "allocate" and row["forecast source"].startswith("naive: ")
-    assert row["actual peak"] != "n/a"
-    assert "`allocate`" in second[USAGE_KEY].data and "Peak RSS rise" in second[USAGE_KEY].data
+    def rows(artifact: Any) -> dict[str, Any]:
+        data = artifact.data if isinstance(artifact.data, list) else json.loads(artifact.data)
+        return {row["task"]: row for row in data}
+
+    cold, warm = rows(first[FORECAST_KEY])["recommended"], rows(second[FORECAST_KEY])["recommended"]
+    assert cold["evidence"] == "policy default" and cold["allocation"] == "8 MiB (recommended)"
+    assert warm["evidence"] == "history" and warm["reason"].startswith("history of 1 run(s)")
+    assert warm["actual peak"] != "n/a" and warm["forecast peak"] != "n/a"
+    observed = rows(second[FORECAST_KEY])["allocate"]  # mode observe: not sized
+    assert observed["evidence"].startswith("n/a") and observed["allocation"] == "n/a"
+    usage = second[USAGE_KEY].data
+    assert "`recommended`" in usage and "Peak RSS rise" in usage and "Reason: history of 1 run(s)" in usage
