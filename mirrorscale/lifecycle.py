@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from mirrorscale.allocator.history import usable_traces
 from mirrorscale.predictors.volatility import VolatilityReport, assess
 from mirrorscale.store.models import utcnow
 
@@ -124,15 +125,17 @@ class MirrorLifecycle:
         self.miss_error = miss_error
         self.cooldown_runs = cooldown_runs
         self.max_interval = max_interval
+        self._warned: set[int] = set()
 
     def assess(self, traces: Sequence[Any]) -> VolatilityReport:
         """The detector's report on ``traces`` (oldest first)."""
+        traces = usable_traces(traces, self._warned)  # corrupt rows or another version's: skipped, warned once
         return assess(volatility_series(traces), threshold=self.threshold, min_runs=self.min_runs)
 
     def step(self, key: tuple[str, str, str], *, on_path: bool = True, now: datetime | None = None) -> MirrorDecision:
         """Advance the life cycle of task ``key`` before a run; store a transition when the state changes."""
         now = now or utcnow()
-        traces = self.store.traces_since(key, None, limit=self.window)
+        traces = usable_traces(self.store.traces_since(key, None, limit=self.window), self._warned)  # corrupt: skipped
         report = self.assess(traces)
         current = self.store.latest_mirror_state(key)
         state = current.state if current is not None else "none"

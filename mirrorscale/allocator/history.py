@@ -23,10 +23,16 @@ state                used for
 
 A trace recorded later with an older ``started_at`` than the newest one seen
 is not picked up until the model is rebuilt (:meth:`Allocator.forget`).
+
+A stored row the model cannot trust (an outcome this version does not know,
+e.g. written by a newer one; ``features`` that is not a JSON object; a
+negative or non-finite measurement) is skipped with one warning and counted
+in ``skipped``; the model learns from the other rows as usual.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import statistics
 from collections import deque
@@ -36,6 +42,9 @@ from datetime import datetime
 from typing import Any
 
 from mirrorscale.predictors.methods import METHODS
+from mirrorscale.store.models import OUTCOMES
+
+logger = logging.getLogger("mirrorscale.allocator")
 
 WINDOW = 200
 """Runs read on a task's first fit (the newest ones)."""
@@ -72,6 +81,42 @@ class HistoryEstimate:
     """Median process RSS before task code (0 when traces store the increase only)."""
 
 
+_NUMBERS = ("input_size_bytes", "peak_rss_bytes", "cpu_seconds", "wall_seconds")
+
+
+def trace_problem(trace: Any) -> str | None:
+    """Why a stored trace cannot be learned from (corrupt, or written by another schema version); None if fine."""
+    if trace.outcome not in OUTCOMES:
+        return f"outcome {trace.outcome!r} is not one of {', '.join(OUTCOMES)} (written by another version?)"
+    features = trace.features
+    if features is not None and not isinstance(features, dict):
+        return f"features is a JSON {type(features).__name__}, not an object"
+    for name in _NUMBERS:
+        value = getattr(trace, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value < 0):
+            return f"{name} = {value!r} is not a non-negative number"
+    baseline = (features or {}).get("baseline_rss_bytes")
+    if baseline is not None and (isinstance(baseline, bool) or not isinstance(baseline, (int, float))
+                                 or not math.isfinite(baseline)):
+        return f"features.baseline_rss_bytes = {baseline!r} is not a number"
+    return None
+
+
+def usable_traces(traces: Iterable[Any], warned: set[Any] | None = None) -> list[Any]:
+    """``traces`` without the ones :func:`trace_problem` rejects, warning once per row id in ``warned``."""
+    usable = []
+    for trace in traces:
+        problem = trace_problem(trace)
+        if problem is None:
+            usable.append(trace)
+        elif warned is None or trace.id not in warned:
+            if warned is not None and len(warned) < 100_000:
+                warned.add(trace.id)
+            logger.warning("mirrorscale: skipped stored trace %s (run %s): %s", trace.id, trace.run_id, problem)
+    return usable
+
+
 class TaskModel:
     """Per-task aggregate state: a sizer fed oldest first, plus bounded recent statistics."""
 
@@ -88,6 +133,9 @@ class TaskModel:
         self.tail: deque[Any] = deque(maxlen=RECENT)
         self.last_input_size: float | None = None
         """Input size of the newest run that recorded one (the guess when a decision is not told)."""
+        self.skipped = 0
+        self._warned: set[int] = set()
+        """Stored rows skipped as corrupt or from another schema version (see the module doc)."""
 
     def feed(self, traces: Iterable[Any]) -> int:
         """Learn from ``traces`` (oldest first), skipping ones already seen; returns how many were new."""
@@ -96,6 +144,9 @@ class TaskModel:
             if trace.started_at != self.last_started:
                 self.last_started, self._ids_at_last = trace.started_at, set()
             self._ids_at_last.add(trace.id)
+            if not usable_traces([trace], self._warned):
+                self.skipped += 1
+                continue
             self.tail.append(trace)
             if trace.input_size_bytes is not None:
                 self.last_input_size = float(trace.input_size_bytes)

@@ -65,9 +65,11 @@ class HistoryStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
-        self._readonly = sessionmaker(
-            bind=engine.execution_options(mirrorscale_readonly=True), expire_on_commit=False
-        )
+        readonly = engine.execution_options(mirrorscale_readonly=True)
+        if engine.dialect.name == "postgresql":
+            # one statement per read: no BEGIN/ROLLBACK round trips around it
+            readonly = readonly.execution_options(isolation_level="AUTOCOMMIT")
+        self._readonly = sessionmaker(bind=readonly, expire_on_commit=False)
         self._task_pks: dict[TaskKey, int] = {}
 
     @classmethod
@@ -122,6 +124,18 @@ class HistoryStore:
         self._task_pks[key] = pk
         return pk
 
+    def known_task_pk(self, session: Session, key: TaskKey) -> int | None:
+        """The primary key of task ``key`` if the store knows it (reads only; never creates the row)."""
+        cached = self._task_pks.get(key)
+        if cached is not None:
+            return cached
+        engine, pipeline_id, task_id = key
+        pk = session.scalar(select(Task.id).where(
+            Task.engine == engine, Task.pipeline_id == pipeline_id, Task.task_id == task_id))
+        if pk is not None:
+            self._task_pks[key] = pk
+        return pk
+
     def tasks(self) -> list[Task]:
         """Every task the store knows, ordered by engine, pipeline and task id."""
         with self.reading() as session:
@@ -161,7 +175,9 @@ class HistoryStore:
             trace_id = _insert_trace(session, pk, row)
             if trace_id is not None and samples is not None:
                 samples.trace_id = trace_id
-                session.add(samples)
+                session.connection().execute(TraceSamples.__table__.insert().values(
+                    trace_id=trace_id, t_seconds=list(samples.t_seconds or []),
+                    rss_bytes=list(samples.rss_bytes or []), cpu_seconds=list(samples.cpu_seconds or [])))
             return trace_id
 
     def add_traces(self, rows: Iterable[dict[str, Any]], *, batch_size: int = 500) -> int:
@@ -192,10 +208,12 @@ class HistoryStore:
     def latest_traces(self, engine: str, pipeline_id: str, task_id: str, *, limit: int = 100) -> list[ExecutionTrace]:
         """The ``limit`` most recent runs of one task, newest first (the hot query)."""
         with self.reading() as session:
+            pk = self.known_task_pk(session, (engine, pipeline_id, task_id))
+            if pk is None:
+                return []
             query = (
                 select(ExecutionTrace)
-                .join(Task)
-                .where(Task.engine == engine, Task.pipeline_id == pipeline_id, Task.task_id == task_id)
+                .where(ExecutionTrace.task_pk == pk)
                 .order_by(ExecutionTrace.started_at.desc(), ExecutionTrace.id.desc())
                 .limit(limit)
             )
@@ -265,16 +283,7 @@ class HistoryStore:
 
     def latest_allocation(self, key: TaskKey) -> Allocation | None:
         """The newest :class:`Allocation` made for task ``key``."""
-        engine, pipeline_id, task_id = key
-        with self.reading() as session:
-            query = (
-                select(Allocation)
-                .join(Task)
-                .where(Task.engine == engine, Task.pipeline_id == pipeline_id, Task.task_id == task_id)
-                .order_by(Allocation.created_at.desc(), Allocation.id.desc())
-                .limit(1)
-            )
-            return session.scalar(query)
+        return self._latest(Allocation, key)
 
 
     # -- allocator and mirror life cycle -------------------------------------
@@ -286,15 +295,17 @@ class HistoryStore:
         ``(task_pk, started_at)`` index. With ``after`` None the *newest*
         ``limit`` runs are returned (still oldest first).
         """
-        engine, pipeline_id, task_id = key
-        where = [Task.engine == engine, Task.pipeline_id == pipeline_id, Task.task_id == task_id]
-        if after is not None:
-            where.append(ExecutionTrace.started_at >= after)
-            order = (ExecutionTrace.started_at, ExecutionTrace.id)
-        else:
-            order = (ExecutionTrace.started_at.desc(), ExecutionTrace.id.desc())
-        query = select(ExecutionTrace).join(Task).where(*where).order_by(*order).limit(limit)
         with self.reading() as session:
+            pk = self.known_task_pk(session, key)
+            if pk is None:
+                return []
+            where = [ExecutionTrace.task_pk == pk]
+            if after is not None:
+                where.append(ExecutionTrace.started_at >= after)
+                order = (ExecutionTrace.started_at, ExecutionTrace.id)
+            else:
+                order = (ExecutionTrace.started_at.desc(), ExecutionTrace.id.desc())
+            query = select(ExecutionTrace).where(*where).order_by(*order).limit(limit)
             rows = list(session.scalars(query))
         return rows if after is not None else rows[::-1]
 
@@ -324,13 +335,14 @@ class HistoryStore:
 
     def _latest(self, model: type, key: TaskKey, *, limit: int | None = None):  # type: ignore[no-untyped-def]
         """The newest row(s) of ``model`` for task ``key`` by ``created_at`` (one, or a list with ``limit``)."""
-        engine, pipeline_id, task_id = key
-        query = (
-            select(model).join(Task)
-            .where(Task.engine == engine, Task.pipeline_id == pipeline_id, Task.task_id == task_id)
-            .order_by(model.created_at.desc(), model.id.desc()).limit(limit or 1)
-        )
         with self.reading() as session:
+            pk = self.known_task_pk(session, key)
+            if pk is None:
+                return [] if limit else None
+            query = (
+                select(model).where(model.task_pk == pk)
+                .order_by(model.created_at.desc(), model.id.desc()).limit(limit or 1)
+            )
             return list(session.scalars(query)) if limit else session.scalar(query)
 
 def _check_columns(row: dict[str, Any]) -> None:
