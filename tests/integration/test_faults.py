@@ -429,3 +429,87 @@ def test_nothing_is_unpickled_from_the_database() -> None:
                 if needle in source:
                     offenders.append(f"{path.relative_to(root)}: {needle}")
     assert offenders == []
+
+
+# -- hostile input to the web app ---------------------------------------------------
+
+HOSTILE_IDS = ["<script>alert(1)</script>", "'; DROP TABLE mirrorscale_task; --", "\" onmouseover=\"alert(1)",
+               "x" * 5000, "%00", "..%2F..%2Fetc%2Fpasswd", "1 OR 1=1", "9" * 400, "-1e309"]
+TABLES = ("mirrorscale_task", "mirrorscale_trace", "mirrorscale_allocation", "mirrorscale_shadow",
+          "mirrorscale_prediction", "mirrorscale_mirror_state")
+
+
+def _counts(store: HistoryStore) -> dict[str, int]:
+    with store.engine.connect() as conn:
+        return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar() for t in TABLES}
+
+
+def _hostile_store(tmp_path: Path) -> HistoryStore:
+    from mirrorscale.trace_import import import_traces
+
+    store = HistoryStore.open(f"sqlite:///{tmp_path / 'web.sqlite'}")
+    lines = ["task_id\thash\tname\tstatus\texit\tprocess\tsubmit\trealtime\tpeak_rss\tmemory"]
+    # no "/" in these ids: the app's routes cannot reach an id holding one (%2F is decoded before routing)
+    for i, process in enumerate(["<script>alert('task')", "ok_task", "<img src=x onerror=alert(1)>"]):
+        for run in range(3):
+            lines.append(f"{i * 10 + run}\tab/{i}{run}\t{process} ({run})\tCOMPLETED\t0\t{process}\t"
+                         f"{1716754890000 + run * 1000}\t{1000 + run}\t{9 * 10**18 if run == 2 else 10**8}\t1 GB")
+    path = tmp_path / "hostile_trace.txt"
+    path.write_text("\n".join(lines) + "\n")
+    import_traces(store, [path], pipeline_id="<script>alert('pipe')")
+    return store
+
+
+def test_hostile_ids_and_payloads_get_4xx_and_nothing_is_stored(tmp_path: Path) -> None:
+    pytest.importorskip("fastapi")
+    from urllib.parse import quote
+
+    from fastapi.testclient import TestClient
+
+    from mirrorscale.web import create_app
+
+    store = _hostile_store(tmp_path)
+    before = _counts(store)
+    client = TestClient(create_app(store_factory=lambda: store), raise_server_exceptions=False)
+    for hostile in HOSTILE_IDS:
+        q = quote(hostile, safe="")
+        for path in (f"/pipelines/{q}", f"/pipelines/{q}/tasks/{q}", f"/pipelines/{q}/tasks/{q}/plot.svg",
+                     f"/api/pipelines/{q}/tasks/{q}", f"/api/pipelines/ok/tasks/{q}"):
+            answer = client.get(path)
+            assert 400 <= answer.status_code < 500 or (answer.status_code == 200 and path.startswith("/pipelines/")
+                                                      and "/tasks/" not in path), (path[:80], answer.status_code)
+            assert "<script>" not in answer.text
+    for method in ("post", "put", "patch", "delete"):
+        for body in ({"memory_bytes": "9" * 5000, "task_id": "<script>"}, ["not", "a", "dict"], "x" * 2_000_000):
+            kwargs = {"json": body} if not isinstance(body, str) else {"content": body}
+            answer = client.request(method.upper(), "/api/pipelines/p/tasks/t", **kwargs)
+            assert 400 <= answer.status_code < 500, (method, answer.status_code)
+    assert client.get("/?pipeline_id=1&limit=99999999999999999999999").status_code in (200, 422)
+    assert _counts(store) == before  # nothing stored, nothing dropped
+
+
+def test_ids_stored_via_import_are_rendered_escaped(tmp_path: Path) -> None:
+    pytest.importorskip("fastapi")
+    from urllib.parse import quote
+
+    from fastapi.testclient import TestClient
+
+    from mirrorscale.web import create_app
+
+    store = _hostile_store(tmp_path)
+    client = TestClient(create_app(store_factory=lambda: store), raise_server_exceptions=False)
+    pipeline = quote("<script>alert('pipe')", safe="")
+    pages = ["/", f"/pipelines/{pipeline}"]
+    for task_id in ("<script>alert('task')", "<img src=x onerror=alert(1)>", "ok_task"):
+        pages += [f"/pipelines/{pipeline}/tasks/{quote(task_id, safe='')}",
+                  f"/pipelines/{pipeline}/tasks/{quote(task_id, safe='')}/plot.svg"]
+    for page in pages:
+        answer = client.get(page)
+        assert answer.status_code == 200, (page, answer.status_code, answer.text[:200])
+        assert "<script" not in answer.text.lower() and "<img" not in answer.text.lower(), page
+    index = client.get("/").text
+    assert "&lt;script&gt;alert(" in index
+    task_q = quote("<script>alert('task')", safe="")
+    api = client.get(f"/api/pipelines/{pipeline}/tasks/{task_q}")
+    assert api.status_code == 200 and api.headers["content-type"].startswith("application/json")
+    assert max(r["peak_rss_bytes"] for r in api.json()["runs"]) == 9 * 10**18  # huge numbers survive as numbers
