@@ -52,7 +52,9 @@ Pitfall (Airflow 3.3): registered by entry point alone, without any
 changes are dropped. ``mirrorscale airflow setup`` writes that module.
 
 The hook never raises: on any error the task instance keeps its own settings
-and one warning is logged (per task instance).
+and one warning is logged (per task instance). Inside the scheduler it only
+uses the scheduler's own session (the DAG run's) and never commits: Airflow's
+scheduler forbids commits in its loop.
 """
 
 from __future__ import annotations
@@ -189,8 +191,8 @@ def _is_mapped(task: Any) -> bool:
 
 
 def _apply(ti: Any, dag_run: Any) -> None:
-    if not _truthy(ALLOCATE_ENV, "1"):
-        return
+    if not _truthy(ALLOCATE_ENV, "1") or dag_run is None:
+        return  # without its run (the TaskInstance constructor's call) Airflow calls again with it
     task = getattr(ti, "task", None)
     run_conf = _conf(dag_run)
     if run_conf.get("mode") == "off":
@@ -358,7 +360,11 @@ def _mapped_input_size(ti: Any, dag_run: Any) -> int | None:
     from mirrorscale.features import value_size
 
     task = ti.task
-    expand = getattr(task, "expand_input", None)
+    specified = getattr(task, "_get_specified_expand_input", None)
+    if callable(specified):  # @task: op_kwargs_expand_input; classic operators: expand_input
+        expand = specified()
+    else:
+        expand = getattr(task, "op_kwargs_expand_input", None) or getattr(task, "expand_input", None)
     value = getattr(expand, "value", None)
     if not isinstance(value, dict) or len(value) != 1:
         return None  # expand_kwargs or a product of several lists: not resolved here
@@ -383,10 +389,6 @@ def _resolve(ref: Any, ti: Any, dag_run: Any) -> Any:
                                map_indexes=-1, limit=1)
     session = _session_of(dag_run)
     if session is None:
-        from airflow.utils.session import create_session
-
-        with create_session() as s:
-            row = s.scalars(query).first()
-            return None if row is None else XComModel.deserialize_value(row)
+        return None  # never open (and commit) a session of our own inside the scheduler loop
     row = session.scalars(query).first()
     return None if row is None else XComModel.deserialize_value(row)

@@ -16,6 +16,7 @@ from mirrorscale.plugins.airflow import policy as hook
 from mirrorscale.store.history import HistoryStore
 
 MIB = 1 << 20
+RUN = SimpleNamespace(conf={})
 POLICY = """
 [tasks."unit_dag.heavy"]
 mode = "enforce"
@@ -67,8 +68,8 @@ def test_enforce_task_with_history_is_sized(store: HistoryStore) -> None:
     _seed(store, "heavy", [400, 420, 410, 430, 415])
     ti = _ti("heavy", executor="LocalExecutor")
     shared = ti.task.executor_config
-    hook.task_instance_mutation_hook(ti, None)
-    hook.task_instance_mutation_hook(ti, None)  # Airflow calls it twice per instance: one decision
+    hook.task_instance_mutation_hook(ti, RUN)
+    hook.task_instance_mutation_hook(ti, RUN)  # Airflow calls it twice per instance: one decision
     ours = ti.executor_config["mirrorscale"]
     assert 430 * MIB < ours["memory_bytes"] < 800 * MIB
     assert ti.pool == "ms_unit_pool"
@@ -84,7 +85,7 @@ def test_observe_and_recommend_leave_the_task_instance_alone(store: HistoryStore
     for task_id in ("plain", "shown"):
         _seed(store, task_id, [300, 310, 320])
         ti = _ti(task_id)
-        hook.task_instance_mutation_hook(ti, None)
+        hook.task_instance_mutation_hook(ti, RUN)
         assert (ti.pool, ti.pool_slots, ti.priority_weight, ti.executor_config) == ("default_pool", 1, 1, {})
     assert store.latest_allocation(("airflow", "unit_dag", "plain")) is None
     shown = store.latest_allocation(("airflow", "unit_dag", "shown"))
@@ -94,7 +95,7 @@ def test_observe_and_recommend_leave_the_task_instance_alone(store: HistoryStore
 def test_hand_set_allocations_and_run_conf(store: HistoryStore) -> None:
     _seed(store, "heavy", [400, 420, 410])
     pinned = _ti("heavy", config={"mirrorscale": {"memory_bytes": 64 * MIB}})
-    hook.task_instance_mutation_hook(pinned, None)
+    hook.task_instance_mutation_hook(pinned, RUN)
     assert pinned.pool_slots == 1 and pinned.executor_config["mirrorscale"]["memory_bytes"] == 64 * MIB
     off = _ti("heavy")
     hook.task_instance_mutation_hook(off, SimpleNamespace(conf={"mirrorscale": {"mode": "off"}}))
@@ -113,11 +114,11 @@ def test_mapped_instances_are_sized_from_their_own_item(store: HistoryStore) -> 
     _seed(store, "fan", [100 + s * 1000 // MIB for s in sizes], sizes)
     items = ["x" * 20_000, "x" * 190_000]
     placeholder = _ti("fan", mapped=True, expand={"part": items})
-    hook.task_instance_mutation_hook(placeholder, None)
+    hook.task_instance_mutation_hook(placeholder, RUN)
     assert placeholder.executor_config == {}  # the unexpanded placeholder is not sized
     small, big = (_ti("fan", map_index=i, mapped=True, expand={"part": items}) for i in (0, 1))
     for ti in (small, big):
-        hook.task_instance_mutation_hook(ti, None)
+        hook.task_instance_mutation_hook(ti, RUN)
     assert small.pool_slots < big.pool_slots
     small_bytes, big_bytes = (t.executor_config["mirrorscale"]["memory_bytes"] for t in (small, big))
     assert big_bytes > 1.5 * small_bytes and big_bytes > 281 * MIB  # the big item's true peak
@@ -132,7 +133,7 @@ def test_broken_store_leaves_the_task_instance_untouched_with_one_warning(
     hook.reset()
     ti = _ti("heavy")
     with caplog.at_level(logging.WARNING, logger="mirrorscale.airflow"):
-        hook.task_instance_mutation_hook(ti, None)
+        hook.task_instance_mutation_hook(ti, RUN)
     assert (ti.pool, ti.pool_slots, ti.priority_weight, ti.executor_config) == ("default_pool", 1, 1, {})
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "unit_dag.heavy" in warnings[0].getMessage()
@@ -144,7 +145,7 @@ def test_kubernetes_pod_override_uses_the_client_types(store: HistoryStore) -> N
 
     _seed(store, "heavy", [400, 420, 410, 430, 415])
     ti = _ti("heavy", executor="KubernetesExecutor")
-    hook.task_instance_mutation_hook(ti, None)
+    hook.task_instance_mutation_hook(ti, RUN)
     pod = ti.executor_config["pod_override"]
     assert isinstance(pod, k8s.V1Pod)
     container = pod.spec.containers[0]
