@@ -1,8 +1,10 @@
 """The main job (``python -m mirrorscale.demo``): what mirrorscale does, on the embedded store.
 
 Today it imports the sample Nextflow traces into the store (SQLite by
-default), prints the most recent runs and a per-task summary. Later stages
-add replay, mirrors and the engines' example pipelines.
+default), prints the most recent runs and a per-task summary, replays the
+stored runs to compare mirrorscale's sizing with the baselines (and plots the
+wastage), and explains the allocation of one task. The engines' example
+pipelines come with issue 7's full demo.
 
 Trace files: the arguments, else ``$MIRRORSCALE_DEMO_TRACES`` (a folder),
 else ``../shared/traces/nfcore`` beside the repository.
@@ -18,6 +20,8 @@ from pathlib import Path
 from mirrorscale import config
 
 REPO = Path(__file__).resolve().parents[1]
+EXPLAINED = "rnaseq.NFCORE_RNASEQ:RNASEQ:QUANTIFY_SALMON:SALMON_QUANT"
+"""A task of the sample traces whose allocation the demo explains."""
 
 
 def trace_files(args: list[str]) -> list[Path]:
@@ -41,11 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     console.rule("mirrorscale demo")
     console.print(f"store: {config.database_url()}")
     started = time.perf_counter()
+    plot = config.data_dir() / "replay_wastage.png"
     steps = [
         ("1. import the traces (twice: the second import adds nothing)", ["traces", "import", *map(str, files)]),
         ("", ["traces", "import", *map(str, files)]),
         ("2. the latest runs in the store", ["history", "--limit", "10"]),
         ("3. one line per task", ["history", "--summary"]),
+        ("4. replay the stored runs: memory wasted and failed attempts per sizing method",
+         ["replay", "--from-store", "--plot", str(plot)]),
+        (f"5. why mirrorscale would size {EXPLAINED} as it does", ["explain", EXPLAINED]),
     ]
     for title, args in steps:
         if title:
@@ -56,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             if exc.code:
                 return int(exc.code)
     console.rule(f"done in {time.perf_counter() - started:.1f} s")
+    console.print(f"wastage plot: {plot}")
     return 0
 
 

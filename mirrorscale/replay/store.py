@@ -4,7 +4,9 @@ Only successful runs with a measured peak are replayed: usage =
 ``peak_rss_bytes`` (or ``features["rss"]`` for the Sizey protocol, when the
 row has it), runtime = ``wall_seconds``, request = ``allocated_memory_bytes``
 (else ``default_request``), input size = ``input_size_bytes``; the workflow is
-the task's ``pipeline_id`` and rows are ordered by ``started_at`` (then id).
+the task's ``pipeline_id``. Rows are replayed in submit order: the
+``submit_ms`` feature where the trace kept one (Nextflow imports do: sizing is
+decided when a task is submitted), else ``started_at``.
 """
 
 from __future__ import annotations
@@ -24,9 +26,16 @@ def _usage(trace, usage: UsageColumn) -> float | None:
     return None if trace.peak_rss_bytes is None else float(trace.peak_rss_bytes)
 
 
+def _order_ms(trace) -> float:
+    submit = (trace.features or {}).get("submit_ms") if isinstance(trace.features, dict) else None
+    if isinstance(submit, (int, float)) and not isinstance(submit, bool):
+        return float(submit)
+    return trace.started_at.timestamp() * 1000.0
+
+
 def from_store(store: HistoryStore, *, pipeline: str | None = None, default_request: float | None = None,
                usage: UsageColumn = "peak_rss") -> LoadedTraces:
-    """Successful store traces (of ``pipeline``, or all) as replay records, oldest start first.
+    """Successful store traces (of ``pipeline``, or all) as replay records, in submit order.
 
     Rows without the usage or a wall time are skipped and counted per pipeline.
     """
@@ -52,7 +61,7 @@ def from_store(store: HistoryStore, *, pipeline: str | None = None, default_requ
             loaded.tasks.append(ReplayTask(
                 workflow=pipeline_id,
                 task=task_id,
-                order=trace.started_at.timestamp() * 1000.0,
+                order=_order_ms(trace),
                 usage=used,
                 runtime_ms=round(trace.wall_seconds * 1000.0, 6),
                 request=None if request is None else float(request),
