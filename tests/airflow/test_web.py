@@ -141,3 +141,25 @@ def test_plugin_app_requires_airflow_login(airflow_env, api_server: str) -> None
     assert views["dag"] == "/mirrorscale/pipelines/{DAG_ID}"
     assert views["task_instance"] == "/mirrorscale/pipelines/{DAG_ID}/tasks/{TASK_ID}"
     assert {"nav", "dag_run"} <= set(views)
+
+
+def _post(url: str, body: dict, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_allocation_endpoint_requires_airflow_login(airflow_env, api_server: str) -> None:  # type: ignore[no-untyped-def]
+    url = f"{api_server}/mirrorscale/airflow/dags/ms_etl_daily/runs/manual__x/tasks/transform/allocation"
+    status, _ = _post(url, {"map_index": -1})
+    assert status == 401  # anonymous
+    passwords = json.loads((airflow_env.home / "simple_auth_manager_passwords.json.generated").read_text())
+    viewer = {"Authorization": f"Bearer {_token(api_server, 'viewer', passwords['viewer'])}"}
+    assert _post(url, {}, viewer)[0] == 403  # may read, may not change task instances
+    admin = {"Authorization": f"Bearer {_token(api_server, 'admin', passwords['admin'])}"}
+    status, body = _post(url, {"input_size_bytes": 1000}, admin)
+    assert status == 404 and "no task instance" in body  # authorized: the ORM lookup ran
