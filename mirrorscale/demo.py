@@ -59,10 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         if title:
             console.rule(title)
         try:
-            app(args, standalone_mode=False)
+            code = app(args, standalone_mode=False)  # click returns an Exit's code instead of raising
         except SystemExit as exc:
-            if exc.code:
-                return int(exc.code)
+            code = exc.code
+        if code:
+            console.print(f"step failed: mirrorscale {' '.join(args)} (exit {code})")
+            return int(code)
     console.rule(f"done in {time.perf_counter() - started:.1f} s")
     console.print(f"wastage plot: {plot}")
     return 0
