@@ -20,8 +20,6 @@ from pathlib import Path
 from mirrorscale import config
 
 REPO = Path(__file__).resolve().parents[1]
-EXPLAINED = "rnaseq.NFCORE_RNASEQ:RNASEQ:QUANTIFY_SALMON:SALMON_QUANT"
-"""A task of the sample traces whose allocation the demo explains."""
 
 
 def trace_files(args: list[str]) -> list[Path]:
@@ -30,6 +28,14 @@ def trace_files(args: list[str]) -> list[Path]:
         return [Path(a) for a in args]
     folder = Path(os.environ.get("MIRRORSCALE_DEMO_TRACES", REPO.parent / "shared" / "traces" / "nfcore"))
     return sorted(folder.glob("*.csv"))
+
+
+def busiest_task() -> str:
+    """``pipeline_id.task_id`` of the stored task with the most runs."""
+    from mirrorscale.store.history import HistoryStore
+
+    summary = max(HistoryStore.open().task_summaries(), key=lambda s: s.runs)
+    return f"{summary.pipeline_id}.{summary.task_id}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,9 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         ("3. one line per task", ["history", "--summary"]),
         ("4. replay the stored runs: memory wasted and failed attempts per sizing method",
          ["replay", "--from-store", "--plot", str(plot)]),
-        (f"5. why mirrorscale would size {EXPLAINED} as it does", ["explain", EXPLAINED]),
+        ("5. why mirrorscale would size the busiest task as it does", ["explain", busiest_task]),
     ]
     for title, args in steps:
+        args = [a() if callable(a) else a for a in args]
         if title:
             console.rule(title)
         try:
