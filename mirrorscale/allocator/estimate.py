@@ -117,14 +117,26 @@ def choose(history: HistoryEstimate, shadow: Any, now: datetime, *, max_age: tim
     return _history_estimate(history, f"history wins: band {_pct(h_band)} vs shadow {_pct(s_band)}")
 
 
+def _clearly_larger(killed_input: float | None, input_size: float | None) -> bool:
+    """True when the killed run's input exceeded this run's by more than 10 %."""
+    return bool(killed_input and input_size and killed_input > 1.1 * input_size)
+
+
 def oom_bump(estimate: MemoryEstimate | None, model: TaskModel, run_id: str,
              input_size: float | None) -> MemoryEstimate | None:
-    """Raise ``estimate`` after an OOM kill of this run's earlier try (else of the task's latest run)."""
+    """Raise ``estimate`` after an OOM kill of this run's earlier try (else of the task's latest run).
+
+    The task's latest run counts only when its input was not clearly larger than
+    this run's (an instance of a fan-out killed on a big item says nothing about
+    a small one).
+    """
     streak, killed = model.oom_streak(run_id)
     scope = "this run"
     if not streak:
         streak, killed = model.oom_streak()
         scope = "the task's latest run"
+        if streak and _clearly_larger(killed.input_size_bytes, input_size):
+            return estimate
     if not streak:
         return estimate
     used = max(killed.allocated_memory_bytes or 0, killed.peak_rss_bytes or 0)

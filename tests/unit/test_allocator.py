@@ -170,6 +170,17 @@ def test_small_oom_bumps_by_at_least_100_mib() -> None:
     assert allocation.memory_bytes >= 300 * MIB and "OOM bump: the task's latest run" in allocation.reason
 
 
+def test_an_oom_on_a_much_bigger_input_does_not_bump_a_small_one() -> None:
+    """A fan-out instance killed on a big item says nothing about a small item's next run."""
+    traces = [trace(i, GIB, input_size=10**8) for i in range(20)]
+    traces.append(trace(20, 4 * GIB, outcome="oom_killed", allocated=3 * GIB, input_size=10**9))
+    allocator = Allocator(FakeStore(traces), policies(mode="recommend", headroom=0.0))
+    small = allocator.decide(KEY, "small", features={"input_size_bytes": 10**8})
+    assert "OOM" not in small.reason and small.memory_bytes < 2 * GIB
+    big = allocator.decide(KEY, "big", features={"input_size_bytes": 10**9})
+    assert big.source == "oom-bump" and big.memory_bytes >= int(1.2 * 3 * GIB)
+
+
 def test_no_bump_once_a_later_run_succeeded() -> None:
     traces = history(20, GIB)
     traces.insert(10, trace(100, GIB, outcome="oom_killed", allocated=GIB))
