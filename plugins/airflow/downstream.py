@@ -92,7 +92,7 @@ def mirror_downstream(ti: Any, result: Any, policies: Any) -> list[dict[str, Any
     def work() -> None:
         for down, policy in _targets(ti, policies):
             try:
-                answers.append(_one(ti, result, down, policy))
+                answers.append(_one(ti, result, down, policy, policies))
             except Exception as exc:  # noqa: BLE001 - the upstream succeeded; sizing is a bonus
                 log.warning("mirrorscale could not size %s.%s before it starts: %s: %s; it keeps its own "
                             "settings", ti.dag_id, down.task_id, type(exc).__name__, exc)
@@ -132,23 +132,73 @@ def _inputs(ti: Any, result: Any, down: Any) -> tuple[list[Any], dict[str, Any]]
     return list(args), dict(kwargs) if isinstance(kwargs, Mapping) else {}
 
 
-def _one(ti: Any, result: Any, down: Any, policy: Any) -> dict[str, Any]:
+def _one(ti: Any, result: Any, down: Any, policy: Any, policies: Any) -> dict[str, Any]:
     from mirrorscale.features import value_size
 
     inputs = _inputs(ti, result, down)
     if inputs is None:
         return {"task_id": down.task_id, "skipped": "inputs not known yet"}
+    done = _already_mirrored(ti, down)
+    if done is not None:
+        return {"task_id": down.task_id, "skipped": f"already sized from mirror shadow {done} in this run"}
     args, kwargs = inputs
     size = sum(value_size(a) for a in args) + sum(value_size(v) for v in kwargs.values())
     shadow_id = None
+    lifecycle: dict[str, Any] | None = None
     fn = getattr(down, "python_callable", None)
     if policy.mirror and fn is not None:
-        shadow_id = _mirror(ti, down, fn, args, kwargs, policy)
+        decision = _lifecycle_step(ti, down, result, policies)
+        lifecycle = {"state": decision.state, "mirror_now": decision.mirror_now, "reason": decision.reason}
+        if decision.mirror_now:
+            shadow_id = _mirror(ti, down, fn, args, kwargs, policy)
     body = {"map_index": -1, "input_size_bytes": size, "shadow_id": shadow_id}
     answer = post_allocation(ti.dag_id, ti.run_id, down.task_id, body)
-    log.info("mirrorscale sized %s.%s before it starts: %s", ti.dag_id, down.task_id,
-             {k: answer.get(k) for k in ("applied", "memory_bytes", "pool_slots", "source")})
-    return {"task_id": down.task_id, **answer}
+    log.info("mirrorscale sized %s.%s before it starts: %s (mirror: %s)", ti.dag_id, down.task_id,
+             {k: answer.get(k) for k in ("applied", "memory_bytes", "pool_slots", "source", "shadow_id")},
+             "not allowed by the policy" if lifecycle is None else lifecycle["reason"])
+    return {"task_id": down.task_id, "lifecycle": lifecycle, **answer}
+
+
+_LIFECYCLES: dict[int, Any] = {}
+
+
+def _already_mirrored(ti: Any, down: Any) -> int | None:
+    """The shadow id when another upstream already sized ``down`` from a mirror in this run, else None.
+
+    A task with several upstreams is sized by the first one that finishes with
+    all its inputs known; the others see the stored allocation and do not mirror again.
+    """
+    from mirrorscale.plugins.airflow.listener import _store, run_allocation
+
+    store = _store()
+    allocation = run_allocation(store, str(ti.dag_id), str(down.task_id), str(ti.run_id))
+    if allocation is None or allocation.source != "shadow" or allocation.shadow_id is None:
+        return None
+    shadow = store.shadow(int(allocation.shadow_id))  # this run's mirror, not an earlier run's fresh shadow
+    return None if shadow is None or shadow.run_id != str(ti.run_id) else int(shadow.id)
+
+
+def on_path(ti: Any, result: Any, task_id: str) -> bool:
+    """False when ``ti`` is a branch operator whose result does not follow ``task_id``; else True."""
+    task = getattr(ti, "task", None)
+    if not getattr(task, "inherits_from_skipmixin", False) or result is None:
+        return True
+    followed = {result} if isinstance(result, str) else set(result) if isinstance(result, (list, tuple, set)) else None
+    return followed is None or task_id in followed
+
+
+def _lifecycle_step(ti: Any, down: Any, result: Any, policies: Any) -> Any:
+    """Advance the downstream's mirror life cycle (:class:`~mirrorscale.lifecycle.MirrorLifecycle`)."""
+    from mirrorscale.lifecycle import MirrorLifecycle
+    from mirrorscale.plugins.airflow.listener import _store
+
+    store = _store()
+    lifecycle = _LIFECYCLES.get(id(store))
+    if lifecycle is None or lifecycle.store is not store:
+        lifecycle = _LIFECYCLES[id(store)] = MirrorLifecycle(store, policies)
+    lifecycle.policies = policies
+    key = ("airflow", str(ti.dag_id), str(down.task_id))
+    return lifecycle.step(key, on_path=on_path(ti, result, down.task_id))
 
 
 def _mirror(ti: Any, down: Any, fn: Any, args: list[Any], kwargs: dict[str, Any], policy: Any) -> int | None:
@@ -158,11 +208,15 @@ def _mirror(ti: Any, down: Any, fn: Any, args: list[Any], kwargs: dict[str, Any]
 
     key = ("airflow", str(ti.dag_id), str(down.task_id))
     try:
-        shadow = mirror_task(fn, args, kwargs, policy=policy, store=_store(), key=key)
+        shadow = mirror_task(fn, args, kwargs, policy=policy)
     except MirrorError as exc:
         log.warning("mirrorscale cannot mirror %s.%s: %s", ti.dag_id, down.task_id, exc)
         return None
-    return None if shadow is None else shadow.id
+    if shadow is None:
+        return None
+    shadow.run_id = str(ti.run_id)  # the life cycle compares each shadow with its run's trace
+    _store().save(key, shadow)
+    return shadow.id
 
 
 def _base_url() -> str:

@@ -313,7 +313,10 @@ def ensure_pool(name: str, pool_slot_memory: int | None, *, session: Any = None)
     """Create ``name`` or resize it to ``pool_size(capacity, pool_slot_memory)`` slots; the slots (None: not sized).
 
     Without ``pool_slot_memory`` the pool is only created when missing (128 slots).
-    Checked at most once a minute per pool and process.
+    Checked at most once a minute per pool and process. With ``session`` the pool
+    is written in it (never committed); when that session is in the middle of a
+    flush (Airflow creates a REST-triggered run's task instances there), in a
+    short session of its own instead.
     """
     from mirrorscale.allocator import pool_size
 
@@ -339,10 +342,10 @@ def ensure_pool(name: str, pool_slot_memory: int | None, *, session: Any = None)
             log.info("mirrorscale %s pool %s: %d slots of %s", "created" if pool is None else "resized", name,
                      slots, format_bytes(pool_slot_memory))
 
-    if session is not None:
+    if session is not None and not getattr(session, "_flushing", False):
         work(session)
         session.flush()
-    else:
+    else:  # no session, or called from inside its flush (a DAG run triggered through the REST API)
         from airflow.utils.session import create_session
 
         with create_session() as s:

@@ -8,6 +8,7 @@ EXPECTED = {
     "ms_etl_daily": {"extract", "transform", "load"},
     "ms_branch_heavy": {"choose", "incremental", "publish"},
     "ms_fanout_memory": {"plan", "crunch", "summarize"},
+    "ms_mirrored_downstream": {"produce", "prepare", "crunch"},
 }
 
 
