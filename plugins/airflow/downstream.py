@@ -8,8 +8,11 @@ sized by the policy hook when they expand), the upstream's task process
 1. resolves the downstream's arguments (this task's result; other upstreams'
    XComs when they are already there; literals),
 2. runs the downstream's own callable on a sample of them
-   (:func:`~mirrorscale.mirror.mirror_task`, only when the policy has
-   ``mirror = true``) and stores the shadow,
+   (:func:`~mirrorscale.mirror.mirror_task`) and stores the shadow (with this
+   run's id), when the policy has ``mirror = true`` and the mirror life cycle
+   (:class:`~mirrorscale.lifecycle.MirrorLifecycle`: a hotspot, on the predicted
+   path, due) says so; a downstream already sized from a mirror in this run
+   (by another of its upstreams) is skipped,
 3. posts the input size and the shadow id to the plugin's endpoint on the
    api-server (:func:`mirrorscale.plugins.airflow.web.allocate_waiting`), which
    decides the allocation and, in mode ``enforce``, updates the waiting task
