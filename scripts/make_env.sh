@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create (or refresh) one of mirrorscale's virtual environments under .venvs/.
-#   scripts/make_env.sh core     -> .venvs/core     (core + dev + postgres extras)
+#   scripts/make_env.sh core     -> .venvs/core     (core + dev + postgres + plot + ui extras)
 #   scripts/make_env.sh airflow  -> .venvs/airflow  (core + airflow extra)
 #   scripts/make_env.sh prefect  -> .venvs/prefect  (core + prefect extra)
 # Airflow and Prefect cannot share one environment (conflicting FastAPI pins).
@@ -9,7 +9,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 name="${1:-core}"
 case "$name" in
-  core)    extras="dev,postgres,plot" ;;
+  core)    extras="dev,postgres,plot,ui" ;;
   airflow) extras="dev,postgres,plot,airflow" ;;
   prefect) extras="dev,postgres,plot,prefect" ;;
   *) echo "make_env.sh: unknown environment '$name' (use core, airflow or prefect)" >&2; exit 2 ;;

@@ -10,7 +10,7 @@ import importlib
 
 from mirrorscale.cli.app import app
 
-_COMMAND_MODULES = ("db", "traces", "history", "policy", "replay", "airflow", "preview", "explain")
+_COMMAND_MODULES = ("db", "traces", "history", "policy", "replay", "airflow", "preview", "explain", "ui")
 
 
 def _load_commands() -> None:
