@@ -24,6 +24,7 @@ run_suite() {  # run_suite ENV DIR...: set up ENV, then pytest the DIRs that exi
 PYTEST_ARGS=("$@")
 run_suite core tests/unit tests/integration tests/system
 run_suite airflow tests/airflow
+scripts/make_env.sh prefect >/dev/null && scripts/install_browser.sh .venvs/prefect  # chromium + playwright for tests/prefect/test_browser.py
 run_suite prefect tests/prefect
 if [ $status -eq 0 ]; then echo "==> all suites passed"; else echo "==> some suite FAILED" >&2; fi
 exit $status
