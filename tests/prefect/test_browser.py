@@ -92,9 +92,9 @@ def browser() -> Iterator[Any]:
             launched.close()
 
 
-def test_prefect_ui_shows_the_forecast_table_of_a_flow_run(prefect_server: str, browser: Any) -> None:
-    api = f"{prefect_server}/api"
-    env = {**os.environ, "PREFECT_API_URL": api}
+def test_prefect_ui_shows_the_forecast_table_of_a_flow_run(prefect_server: str, browser: Any, tmp_path: Path) -> None:
+    api = f"{prefect_server}/api"  # its own history store: the session's counts belong to test_examples
+    env = {**os.environ, "PREFECT_API_URL": api, "MIRRORSCALE_DATABASE_URL": f"sqlite:///{tmp_path / 'h.sqlite'}"}
     run = subprocess.run([sys.executable, str(ROOT / "dags_examples" / "prefect" / "growing_etl.py"), "1", "300"],
                          env=env, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stderr[-3000:]
