@@ -1,4 +1,4 @@
-"""Command-line interface: ``mirrorscale db|traces|history|policy|replay ...``.
+"""Command-line interface: ``mirrorscale db|traces|history|policy|replay|preview|explain|ui|airflow ...``.
 
 Each command group lives in its own module and registers itself on
 :data:`mirrorscale.cli.app.app`; importing them here wires the CLI.
@@ -15,11 +15,7 @@ _COMMAND_MODULES = ("db", "traces", "history", "policy", "replay", "airflow", "p
 
 def _load_commands() -> None:
     for name in _COMMAND_MODULES:
-        try:
-            importlib.import_module(f"mirrorscale.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"mirrorscale.cli.{name}":
-                raise
+        importlib.import_module(f"mirrorscale.cli.{name}")
 
 
 def main() -> None:
