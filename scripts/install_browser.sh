@@ -1,15 +1,10 @@
 #!/usr/bin/env bash
-# Install Debian's chromium for the headless browser tests (tests/prefect/test_browser.py),
-# driven by Playwright for Python with executable_path=/usr/bin/chromium. Playwright's own
-# browser download (`playwright install`) is never used. Idempotent: does nothing when
+# Install Debian's chromium for the headless browser tests (tests/airflow/test_browser.py,
+# tests/prefect/test_browser.py). They drive it with Playwright for Python (the `browser`
+# extra, in the airflow and prefect venvs) and executable_path=/usr/bin/chromium; Playwright's
+# own browser download (`playwright install`) is never used. Idempotent: does nothing when
 # /usr/bin/chromium exists; without root or apt-get it only says so (the tests then skip).
-#   scripts/install_browser.sh [VENV]   also pip-installs playwright into VENV (e.g. .venvs/prefect)
 set -uo pipefail
-venv="${1:-}"
-if [ -n "$venv" ] && ! "$venv/bin/python" -c "import playwright" >/dev/null 2>&1; then
-  echo "==> installing playwright (pip) into $venv; its browser download is not used"
-  "$venv/bin/python" -m pip install --quiet "playwright>=1.40" || echo "install_browser.sh: pip install playwright failed" >&2
-fi
 if [ -x /usr/bin/chromium ]; then
   exit 0
 fi

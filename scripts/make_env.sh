@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Create (or refresh) one of mirrorscale's virtual environments under .venvs/.
 #   scripts/make_env.sh core     -> .venvs/core     (core + dev + postgres + plot + ui extras)
-#   scripts/make_env.sh airflow  -> .venvs/airflow  (core + airflow extra)
-#   scripts/make_env.sh prefect  -> .venvs/prefect  (core + prefect extra)
+#   scripts/make_env.sh airflow  -> .venvs/airflow  (core + airflow + browser extras)
+#   scripts/make_env.sh prefect  -> .venvs/prefect  (core + prefect + browser extras)
 # Airflow and Prefect cannot share one environment (conflicting FastAPI pins).
 # Idempotent: a second run only installs what changed. Uses uv for speed.
 set -euo pipefail
@@ -10,8 +10,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 name="${1:-core}"
 case "$name" in
   core)    extras="dev,postgres,plot,ui" ;;
-  airflow) extras="dev,postgres,plot,airflow" ;;
-  prefect) extras="dev,postgres,plot,prefect" ;;
+  airflow) extras="dev,postgres,plot,browser,airflow" ;;
+  prefect) extras="dev,postgres,plot,browser,prefect" ;;
   *) echo "make_env.sh: unknown environment '$name' (use core, airflow or prefect)" >&2; exit 2 ;;
 esac
 venv="$root/.venvs/$name"

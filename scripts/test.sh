@@ -22,9 +22,9 @@ run_suite() {  # run_suite ENV DIR...: set up ENV, then pytest the DIRs that exi
   [ $rc -ne 0 ] && status=1
 }
 PYTEST_ARGS=("$@")
+scripts/install_browser.sh  # Debian chromium for the browser tests (tests/airflow, tests/prefect)
 run_suite core tests/unit tests/integration tests/system
 run_suite airflow tests/airflow
-scripts/make_env.sh prefect >/dev/null && scripts/install_browser.sh .venvs/prefect  # chromium + playwright for tests/prefect/test_browser.py
 run_suite prefect tests/prefect
 if [ $status -eq 0 ]; then echo "==> all suites passed"; else echo "==> some suite FAILED" >&2; fi
 exit $status
