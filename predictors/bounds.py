@@ -81,6 +81,23 @@ class ResidualBound:
         self.last = error
         self._stats = None
 
+    def get_state(self) -> dict:
+        """The window's errors and running maxima as plain JSON types."""
+        return {"errors": [float(e) for e in self.errors],
+                "max_seen": None if self.max_seen == -math.inf else float(self.max_seen), "last": float(self.last)}
+
+    def set_state(self, state: dict) -> None:
+        """Restore :meth:`get_state` output (the window and prior are this object's own)."""
+        try:
+            errors = [float(e) for e in state["errors"]][-self.window:]
+            max_seen = -math.inf if state["max_seen"] is None else float(state["max_seen"])
+            last = float(state["last"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"residual bound state needs 'errors' (list of numbers), 'max_seen' and 'last': {exc}") from None
+        self.n = len(errors)
+        self._errors[: self.n] = errors
+        self.max_seen, self.last, self._stats = max_seen, last, None
+
     @property
     def errors(self) -> np.ndarray:
         """The errors in the window, oldest first."""

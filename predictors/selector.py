@@ -38,14 +38,17 @@ retry           not 2x: the largest error seen, widened by (1 + failures)
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 from mirrorscale.predictors.bounds import DEFAULT_PRIOR_EXCESS, DEFAULT_WINDOW, ResidualBound
 from mirrorscale.predictors.quantile import DEFAULT_HALF_LIFE, POINT_MODELS, decay_weights
 from mirrorscale.predictors.sizing import MIB, History, Run, request_or_fallback
 
 DEFAULT_MODELS = ("level", "size", "nearest")
+STATE_VERSION = 1
+"""Version of :meth:`SelectorSizer.get_state`'s layout; bumped when it changes incompatibly."""
 DEFAULT_ALPHA = 0.01
 """Target probability that a run exceeds its allocation (one failed attempt per 100 runs)."""
 
@@ -203,3 +206,79 @@ class SelectorSizer:
         if run.request and run.usage > run.request:
             self.request_held = False
         self.history.append(run)
+
+    # -- JSON-safe persistence ---------------------------------------------------------------
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return [name for name, p in inspect.signature(cls.__init__).parameters.items() if p.kind is p.KEYWORD_ONLY]
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything this sizer learned, as plain JSON types (dict/list/str/float/int/bool/None).
+
+        ``json.dumps(sizer.get_state())`` works; :meth:`from_state` rebuilds a
+        sizer that gives the same allocations for the next runs. The layout has
+        a ``"version"`` key (:data:`STATE_VERSION`).
+        """
+        params = {name: getattr(self, name) for name in self._param_names()}
+        params["models"] = list(self.models)
+        return {
+            "version": STATE_VERSION,
+            "params": params,
+            "history": self.history.get_state(),
+            "request_held": self.request_held,
+            "since_jump": self._since_jump,
+            "chosen": None if self.chosen is None else self.chosen.name,
+            "reason": self.reason,
+            "experts": [{"name": e.name, "score": e.score, "errors": e.errors.get_state()} for e in self.experts],
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Replace this sizer's parameters and learned state with :meth:`get_state` output.
+
+        Raises ``ValueError`` naming the problem when ``state`` has another
+        version or is malformed (nothing is changed then).
+        """
+        restored = type(self).from_state(state)
+        self.__dict__.update(restored.__dict__)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> SelectorSizer:
+        """A new sizer rebuilt from :meth:`get_state` output (``ValueError`` when malformed)."""
+        if not isinstance(state, dict):
+            raise ValueError(f"selector state must be a dict from SelectorSizer.get_state(), got {type(state).__name__}")
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"selector state has version {state.get('version')!r}; this mirrorscale reads version "
+                             f"{STATE_VERSION} only: refit the sizer from the stored runs")
+        missing = [k for k in ("params", "history", "request_held", "since_jump", "chosen", "reason", "experts")
+                   if k not in state]
+        if missing:
+            raise ValueError(f"selector state lacks {', '.join(repr(k) for k in missing)}")
+        params = state["params"]
+        if not isinstance(params, dict) or set(params) - set(cls._param_names()):
+            raise ValueError(f"selector state: 'params' must be a dict with keys among {cls._param_names()}")
+        try:
+            sizer = cls(**params)
+        except (TypeError, KeyError) as exc:
+            raise ValueError(f"selector state: bad 'params': {exc}") from None
+        sizer.history = History.from_state(state["history"])
+        experts = state["experts"]
+        if not isinstance(experts, list) or [e.get("name") if isinstance(e, dict) else None
+                                             for e in experts] != list(sizer.models):
+            raise ValueError(f"selector state: 'experts' must list the models {list(sizer.models)} in order")
+        for expert, saved in zip(sizer.experts, experts):
+            try:
+                expert.score = float(saved["score"])
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(f"selector state: expert {expert.name!r} needs a numeric 'score'") from None
+            expert.errors.set_state(saved.get("errors"))
+        chosen = state["chosen"]
+        if chosen is not None and chosen not in sizer.models:
+            raise ValueError(f"selector state: 'chosen' is {chosen!r}, not one of {list(sizer.models)}")
+        sizer.chosen = None if chosen is None else sizer.experts[sizer.models.index(chosen)]
+        if not isinstance(state["request_held"], bool) or not isinstance(state["since_jump"], int):
+            raise ValueError("selector state: 'request_held' must be a bool and 'since_jump' an int")
+        sizer.request_held = state["request_held"]
+        sizer._since_jump = state["since_jump"]
+        sizer.reason = str(state["reason"])
+        return sizer

@@ -108,6 +108,36 @@ class History:
     def __len__(self) -> int:
         return self.n
 
+    def get_state(self) -> dict:
+        """The runs as plain JSON lists (``None`` for unknown values), column name -> list."""
+        return {name: [None if v != v else float(v) for v in self._data[i, : self.n]]
+                for i, name in enumerate(self._COLUMNS)}
+
+    @classmethod
+    def from_state(cls, state: dict) -> History:
+        """A history rebuilt from :meth:`get_state`; ``ValueError`` naming the bad column."""
+        if not isinstance(state, dict):
+            raise ValueError(f"history state must be a dict of columns {cls._COLUMNS}, got {type(state).__name__}")
+        columns = []
+        for name in cls._COLUMNS:
+            values = state.get(name)
+            if not isinstance(values, list):
+                raise ValueError(f"history state: column {name!r} must be a list")
+            try:
+                columns.append([np.nan if v is None else float(v) for v in values])
+            except (TypeError, ValueError):
+                raise ValueError(f"history state: column {name!r} holds a non-number") from None
+        if len({len(c) for c in columns}) != 1:
+            raise ValueError(f"history state: columns {cls._COLUMNS} must have the same length")
+        n = len(columns[0])
+        if n and not np.all(np.isfinite(columns[0])):
+            raise ValueError("history state: column 'usage' must hold finite numbers")
+        history = cls(capacity=max(64, n))
+        if n:
+            history._data[:, :n] = np.array(columns)
+        history.n = n
+        return history
+
     @property
     def usage(self) -> np.ndarray:
         """Measured usage (bytes) of every run, oldest first."""
