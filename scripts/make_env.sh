@@ -11,7 +11,7 @@ name="${1:-core}"
 case "$name" in
   core)    extras="dev,postgres,plot,ui" ;;
   airflow) extras="dev,postgres,plot,browser,airflow" ;;
-  prefect) extras="dev,postgres,plot,browser,prefect" ;;
+  prefect) extras="dev,postgres,plot,browser,prefect,ray" ;;
   *) echo "make_env.sh: unknown environment '$name' (use core, airflow or prefect)" >&2; exit 2 ;;
 esac
 venv="$root/.venvs/$name"

@@ -16,11 +16,10 @@ allocator from the run's resolved parameters (:mod:`mirrorscale.plugins.prefect.
 a run the allocator cannot size (cold start without ``default_memory``) holds no slots.
 A single run larger than the whole capacity holds all of it (it runs alone).
 
-With a ``DaskTaskRunner`` and ``PredictiveTaskRunner(dask_resource="MEMORY")``, the
-need is set as a Dask resource annotation instead (``dask.annotate(resources=
-{"MEMORY": memory_bytes})``), and Dask runs a task only on a worker with that much of
-the resource left; the workers declare their memory, e.g.
-``cluster_kwargs={"resources": {"MEMORY": 8e9}}``.
+With a ``RayTaskRunner``, or a ``DaskTaskRunner`` and
+``PredictiveTaskRunner(dask_resource="MEMORY")``, the cluster's scheduler admits
+instead: the need is set as Ray's ``memory``/``num_cpus`` options or a Dask resource
+annotation when the task is submitted (:mod:`mirrorscale.plugins.prefect.placement`).
 
 If the limit cannot be created or acquired (API trouble), the task runs anyway and
 one warning is logged per process.
@@ -33,9 +32,9 @@ import re
 import socket
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Iterator
+from typing import AsyncIterator, Iterator
 
-__all__ = ["Admission", "MemoryAdmission", "admitted", "admitted_async", "dask_admission"]
+__all__ = ["Admission", "MemoryAdmission", "admitted", "admitted_async"]
 
 MiB = 1024 * 1024
 
@@ -50,8 +49,9 @@ class Admission:
     """What one task holds while it runs: ``units`` slots of the limit ``limit``.
 
     ``via`` is ``"concurrency-limit"`` (a Prefect global concurrency limit, held by
-    the task's wrapper) or ``"dask-resources"`` (``limit`` is then a Dask worker
-    resource, ``units`` bytes, set as an annotation when the task is submitted).
+    the task's wrapper), ``"dask-resources"`` (``limit`` is then a Dask worker
+    resource, ``units`` bytes, set as an annotation when the task is submitted) or
+    ``"ray-options"`` (``units`` bytes of Ray's ``memory``, ``cpu`` its ``num_cpus``).
     """
 
     limit: str
@@ -61,6 +61,7 @@ class Admission:
     via: str = "concurrency-limit"
     capacity_units: int = 0  # the limit's size (0: unknown); no admission may exceed it
     memory_bytes: int | None = None  # the allocation's memory (else units x unit_bytes)
+    cpu: float | None = None  # cores requested from the cluster (Ray's num_cpus), None: its default
 
     @property
     def allocated_bytes(self) -> int:
@@ -119,24 +120,6 @@ class MemoryAdmission:
         slots = self.slots
         units = min(slots, max(1, math.ceil(need_bytes / self.unit)))
         return Admission(limit=self.name, units=units, unit_bytes=self.unit, reason=reason, capacity_units=slots)
-
-
-def dask_admission(client: Any, resource: str, need_bytes: int | None, reason: str) -> Admission | None:
-    """The Dask-resource admission for a task needing ``need_bytes``, capped at the largest
-    worker's ``resource`` (None when no worker declares it: the task would never start)."""
-    if need_bytes is None:
-        return None
-    workers = client.scheduler_info().get("workers", {}).values()
-    largest = max((float(w.get("resources", {}).get(resource, 0)) for w in workers), default=0.0)
-    if largest <= 0:
-        from mirrorscale.plugins.prefect.measure import warn_once
-
-        warn_once(f"dask:{resource}", "mirrorscale: no Dask worker declares the resource %r; "
-                  "tasks are submitted without memory annotations", resource)
-        return None
-    units = max(1, min(int(largest), int(need_bytes)))
-    return Admission(limit=resource, units=units, unit_bytes=1, reason=reason, via="dask-resources",
-                     memory_bytes=int(need_bytes))
 
 
 @contextmanager

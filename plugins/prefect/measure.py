@@ -182,6 +182,8 @@ class _Attempt:
             if admission is not None:
                 features["admission"] = {"via": admission.via, "limit": admission.limit, "units": admission.units,
                                          "waited_seconds": round(self.waited, 3), "reason": admission.reason}
+                if admission.cpu is not None:
+                    features["admission"]["cpu"] = admission.cpu
             if mirror is not None:
                 features["mirror"] = {"shadow_id": mirror.shadow_id, "outcome": mirror.outcome,
                                       "seconds": round(mirror.seconds, 3),

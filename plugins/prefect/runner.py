@@ -21,8 +21,11 @@ allocator from their resolved parameters (:mod:`mirrorscale.plugins.prefect.sizi
 volatile ones are mirrored first when the mirror life cycle says so). Enforce-mode
 runs are admitted by memory: they hold ``ceil(allocation / 1 MiB)`` slots of a global
 concurrency limit sized to the workers' capacity
-(:mod:`mirrorscale.plugins.prefect.admission`), or Dask resources, and a memory
-guard stops a run that outgrows its allocation.
+(:mod:`mirrorscale.plugins.prefect.admission`); with a ``RayTaskRunner`` they are
+submitted with Ray's ``memory``/``num_cpus`` options, with a ``DaskTaskRunner`` and
+``dask_resource`` with a Dask resource annotation, and the cluster admits them
+(:mod:`mirrorscale.plugins.prefect.placement`). A memory guard stops a run that
+outgrows its allocation.
 
 When the flow run ends it publishes the run's forecast-vs-actual table and a markdown
 explanation as artifacts (:mod:`mirrorscale.plugins.prefect.artifacts`).
@@ -41,9 +44,10 @@ from typing import Any, Iterable
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from mirrorscale.plugins.prefect.admission import MemoryAdmission, dask_admission
+from mirrorscale.plugins.prefect.admission import MemoryAdmission
 from mirrorscale.plugins.prefect.measure import MEASURED_ATTRIBUTE, MeasureSpec, measured, open_store, warn_once
 from mirrorscale.plugins.prefect.mirroring import plan_mirror
+from mirrorscale.plugins.prefect.placement import placement_for
 from mirrorscale.plugins.prefect.policy import resolve_policy
 from mirrorscale.plugins.prefect.sizing import SizingSpec
 
@@ -107,7 +111,9 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
     ``True`` for this machine's memory, a :class:`MemoryAdmission` to configure it,
     ``False`` for none. ``dask_resource`` names a Dask worker resource counted in bytes:
     with a ``DaskTaskRunner`` inner runner, enforce-mode tasks are then annotated with
-    their predicted need of it instead of holding the concurrency limit.
+    their predicted need of it instead of holding the concurrency limit. With a
+    ``RayTaskRunner`` inner runner they are always submitted with Ray's ``memory`` (and,
+    when the allocation names one, ``num_cpus``) options instead.
     """
 
     def __init__(self, inner: TaskRunner | None = None, *, store_url: str | None = None,  # type: ignore[type-arg]
@@ -134,6 +140,7 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
         self._notes: dict[str, str] = {}  # task name -> why it may (not) be mirrored
         self._memory: MemoryAdmission | None = None  # set once the limit exists for this run
         self._memory_checked = False
+        self._placement: Any = None  # placement.DaskPlacement/RayPlacement, False: none (per flow run)
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -206,15 +213,12 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
             raise RuntimeError("The task runner must be started before submitting work.")
         prepared = self._prepare(task)
         spec = getattr(prepared.fn, MEASURED_ATTRIBUTE, None) if prepared is not task else None
-        sizing = getattr(spec, "sizing", None)
-        if sizing is not None and self._dask_client() is not None:
-            prepared, admission = self._dask_sized(task, prepared, spec, parameters)
-            if admission is not None:
-                import dask
-
-                with dask.annotate(resources={admission.limit: admission.units}):
-                    future = self.inner.submit(prepared, parameters, wait_for=wait_for, dependencies=dependencies)
-            else:
+        placement = self._cluster() if getattr(spec, "sizing", None) is not None else None
+        admission = None
+        if placement is not None:
+            prepared, admission = self._placed(task, prepared, spec, parameters, placement)
+        if admission is not None:
+            with placement.options(admission):
                 future = self.inner.submit(prepared, parameters, wait_for=wait_for, dependencies=dependencies)
         else:
             future = self.inner.submit(prepared, parameters, wait_for=wait_for, dependencies=dependencies)
@@ -267,23 +271,27 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
             self._wrapped[id(task)] = (task, wrapped)
             return wrapped
 
-    def _dask_client(self) -> Any:
-        return getattr(self.inner, "client", None) if self.dask_resource else None
+    def _cluster(self) -> Any:
+        """The inner runner's cluster placement (Ray, Dask with ``dask_resource``), None for pools."""
+        if self._placement is None:
+            self._placement = placement_for(self.inner, self.dask_resource) or False
+        return self._placement or None
 
     def _sizing(self, policy: Any, task: Any) -> SizingSpec:
         """How runs of ``task`` are sized: the policy, the memory limit to hold, and a mirror plan."""
         plan = None
         if policy.mode == "enforce" and policy.mirror:
             plan, self._notes[task.name] = plan_mirror(policy, task.fn)
-        memory = self._memory_admission() if policy.mode == "enforce" and self._dask_client() is None else None
+        memory = self._memory_admission() if policy.mode == "enforce" and self._cluster() is None else None
         if memory is None:
             return SizingSpec(policy=policy, mirror=plan)
         return SizingSpec(policy=policy, capacity_bytes=memory.capacity_bytes(), limit=memory.name,
                           unit_bytes=memory.unit, capacity_units=memory.slots, mirror=plan)
 
-    def _dask_sized(self, task: Any, prepared: Any, spec: MeasureSpec, parameters: dict[str, Any]) -> tuple[Any, Any]:
-        """With Dask resources, size the run now (the annotation is set at submit): a per-run copy of the
-        task carrying its fixed sizing, and the Dask admission (None: not annotated)."""
+    def _placed(self, task: Any, prepared: Any, spec: MeasureSpec, parameters: dict[str, Any],
+                placement: Any) -> tuple[Any, Any]:
+        """With a cluster placement, size the run now (its options are set at submit): a per-run copy
+        of the task carrying its fixed sizing, and the cluster admission (None: submitted as is)."""
         from dataclasses import replace
 
         from mirrorscale.plugins.prefect.sizing import decide_run
@@ -293,12 +301,12 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
                                     run_id=None, try_number=1, input_size=_resolved_size(parameters))
             admission = None
             if run_sizing.applied:
-                admission = dask_admission(self._dask_client(), self.dask_resource or "", run_sizing.memory_bytes,
-                                           run_sizing.info.get("reason", ""))
+                admission = placement.admission(run_sizing.memory_bytes, run_sizing.info.get("cpu"),
+                                                run_sizing.info.get("reason", ""))
             run_sizing = replace(run_sizing, admission=admission)
         except Exception as exc:  # noqa: BLE001 - sizing must never fail the flow
-            warn_once(f"dask:{exc!r}", "mirrorscale: could not size %s for Dask (%r); submitted without "
-                      "memory annotations", spec.task_name, exc)
+            warn_once(f"{placement.via}:{exc!r}", "mirrorscale: could not size %s for %s (%r); submitted "
+                      "without memory options", spec.task_name, placement.via, exc)
             return task, None
         wrapped = copy.copy(task)
         wrapped.fn = measured(task.fn, replace(spec, sizing=replace(spec.sizing, fixed=run_sizing)))
