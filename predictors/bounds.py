@@ -43,6 +43,9 @@ DEFAULT_PRIOR_EXCESS = 0.03
 DEFAULT_PRIOR_WEIGHT = 1.0
 """Pseudo-excesses the prior counts for (one: overridden after a few runs)."""
 
+DEFAULT_RECENT = 5
+"""Newest errors whose median can raise the centre: a task drifting upwards shows it there first."""
+
 DEFAULT_WINDOW = 200
 """Errors kept: older ones are forgotten, so a task that changed is re-learned."""
 
@@ -56,11 +59,12 @@ MAX_LOG_BOUND = 10.0
 class ResidualBound:
     """The last ``window`` log errors of one point model and their upper prediction bound."""
 
-    __slots__ = ("window", "prior_excess", "prior_weight", "_errors", "n", "max_seen", "last", "_stats")
+    __slots__ = ("window", "prior_excess", "prior_weight", "recent", "_errors", "n", "max_seen", "last", "_stats")
 
     def __init__(self, *, window: int = DEFAULT_WINDOW, prior_excess: float = DEFAULT_PRIOR_EXCESS,
-                 prior_weight: float | None = None) -> None:
+                 prior_weight: float | None = None, recent: int = DEFAULT_RECENT) -> None:
         self.window = window
+        self.recent = recent
         self.prior_excess = prior_excess
         self.prior_weight = DEFAULT_PRIOR_WEIGHT if prior_weight is None else prior_weight
         self._errors = np.empty(2 * window)
@@ -104,7 +108,12 @@ class ResidualBound:
         return self._errors[max(0, self.n - self.window): self.n]
 
     def stats(self) -> tuple[float, float, float]:
-        """``(median, beta, k')``: centre, mean upside excess (with the prior) and its weight."""
+        """``(centre, beta, k')``: centre, mean upside excess (with the prior) and its weight.
+
+        The centre is the median error, or the median of the newest ``recent``
+        errors when that is higher (usage drifting upwards: the older errors
+        would centre the bound too low).
+        """
         if self._stats is None:
             errors = self.errors
             if len(errors) == 0:
@@ -115,6 +124,8 @@ class ResidualBound:
                 k = len(excess) + 0.5 * np.count_nonzero(errors == median)
                 weight = k + self.prior_weight
                 beta = (float(excess.sum()) + self.prior_weight * self.prior_excess) / weight
+                if self.recent and len(errors) > self.recent:
+                    median = max(median, float(np.median(errors[-self.recent:])))
                 self._stats = (median, beta, weight)
         return self._stats
 

@@ -14,6 +14,7 @@ Point models (all on log scale, weighted towards recent runs):
 ``level``     geometric mean of earlier usages (ignores the input size)
 ``size``      log usage ~ a + b log input size (weighted least squares)
 ``nearest``   median usage of the runs with the nearest input sizes
+``linear``    usage ~ a + b input bytes (weighted least squares, b >= 0)
 ============  ===============================================================
 """
 
@@ -97,7 +98,25 @@ def predict_nearest(history: History, input_size: float | None, w: np.ndarray) -
     return float(np.median(history.usage[nearest])), 1.0
 
 
-POINT_MODELS = {"level": predict_level, "size": predict_size, "nearest": predict_nearest}
+def predict_linear(history: History, input_size: float | None, w: np.ndarray) -> tuple[float, float]:
+    """Weighted least squares of usage on input bytes (``u ~ a + b x``, a fixed part plus a per-byte
+    part) at ``input_size``, and its leverage; never below the smallest usage seen, never a negative slope.
+
+    Tools that hold their input (or a fixed fraction of it) in memory follow
+    this law, which the log-log ``size`` model bends. Unknown sizes count as 0.
+    """
+    x = np.where(np.isfinite(history.input_size), history.input_size, 0.0)
+    u = history.usage
+    a, b = fit_loglinear(x, u, w)
+    if b < 0:
+        a, b = float(w @ u / w.sum()), 0.0
+    at = float(input_size) if input_size is not None and math.isfinite(input_size) else 0.0
+    scale = float(x.max()) or 1.0
+    prediction = max(a + b * at, float(u.min()))
+    return prediction, _leverage(x / scale, w, at / scale)
+
+
+POINT_MODELS = {"level": predict_level, "size": predict_size, "nearest": predict_nearest, "linear": predict_linear}
 """Name -> point model ``f(history, input_size, weights) -> (bytes, leverage)``."""
 
 

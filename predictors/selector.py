@@ -12,27 +12,39 @@ stage           what it does (numeric effect on an example)
 cold start      0 runs: the workflow's request (e.g. 8 GB); until a model
                 has ``min_residuals`` out-of-sample errors (3 runs): the
                 largest usage x (1 + 0.5 / n), VPA's confidence scaling
-                (1.0 GB, 2 runs -> 1.25 GB)
+                (1.0 GB, 2 runs -> 1.25 GB); scaled linearly with the input
+                when it is larger than any seen
 select          the model with the least decayed hypothetical cost
 bound           prediction x exp(upper bound on its log error at miscoverage
                 ``min(alpha, 1 / (n + 1)^2)``, :mod:`~.bounds`): upside
-                excess 2 %, 30 runs -> x 1.10
+                excess 2 %, 30 runs -> x 1.10; centred on the median error,
+                or on the median of the newest 5 when higher (upward drift).
+                Models with a slope (``size``, ``linear``) are scored only
+                once fitted on 3 runs or more
 drift           after a new largest error of the chosen model, the bound is
                 at least that error for ``drift_runs`` runs
 monotone floor  at least the largest usage of earlier runs whose input was
-                no larger, x exp(spread): memory rarely shrinks as input
-                grows (earlier run with less input used 1.90 GB, spread
-                1 % -> >= 1.92 GB)
+                no larger (within 1 %: one input's byte counts jitter), x
+                exp(spread): memory rarely shrinks as input grows (earlier
+                run with less input used 1.90 GB, spread 1 % -> >= 1.92 GB);
+                with fewer than ``few_runs`` (10) runs, of any earlier run
+guard           where the models cannot be trusted, at least the plain VPA
+                rule (p90 + 15 %): beyond the largest input seen (and then
+                also the largest-input run's usage scaled linearly: input
+                1.05 x the largest, which used 4.0 GB -> >= 4.2 GB), and on a
+                noisy task (upside spread > 10 %)
 floor, cap      at least ``floor`` (250 MiB, VPA's minimum); at most the
                 request while every earlier run fitted in its own request
                 (a Nextflow ``memory`` was a real limit); once one did not,
                 at most 2 x the largest usage seen (one doubling beyond it)
-retry           not 2x: the largest error seen, widened by (1 + failures)
+retry           first retry not 2x: the largest error seen, widened by (1 + failures)
                 upside spreads (1.1 GB failed, largest ratio 1.15, spread
                 2 % -> ~1.2 GB), and at least the smallest earlier usage
                 above the failed allocation, widened (the run used more
                 than that: 0.94 GB failed, an earlier run used 0.98 GB ->
-                >= 0.99 GB); never more than 2x; capped like allocations
+                >= 0.99 GB); never more than 2x; capped like allocations.
+                A second failure of the same run means it is outside
+                everything the history knows: 2x from then on
 ==============  =============================================================
 """
 
@@ -42,15 +54,27 @@ import inspect
 import math
 from typing import Any, Sequence
 
-from mirrorscale.predictors.bounds import DEFAULT_PRIOR_EXCESS, DEFAULT_WINDOW, ResidualBound
+import numpy as np
+
+from mirrorscale.predictors.bounds import DEFAULT_PRIOR_EXCESS, DEFAULT_RECENT, DEFAULT_WINDOW, ResidualBound
 from mirrorscale.predictors.quantile import DEFAULT_HALF_LIFE, POINT_MODELS, decay_weights
 from mirrorscale.predictors.sizing import MIB, History, Run, request_or_fallback
 
-DEFAULT_MODELS = ("level", "size", "nearest")
-STATE_VERSION = 1
-"""Version of :meth:`SelectorSizer.get_state`'s layout; bumped when it changes incompatibly."""
+DEFAULT_MODELS = ("level", "size", "nearest", "linear")
+STATE_VERSION = 2
+"""Version of :meth:`SelectorSizer.get_state`'s layout; bumped when it changes incompatibly (2: the ``linear`` model)."""
 DEFAULT_ALPHA = 0.01
 """Target probability that a run exceeds its allocation (one failed attempt per 100 runs)."""
+EXTRA_PARAMETERS = {"size": 1, "linear": 1}
+"""Point models that fit a slope besides a level (their first errors come from fits on too few runs)."""
+DEFAULT_FEW_RUNS = 10
+"""Below this many runs the monotone floor is the largest usage of any run (input effects not yet known)."""
+DEFAULT_INPUT_TOLERANCE = 0.01
+"""Inputs within 1 % of each other count as the same size (byte counts of one input jitter)."""
+DEFAULT_NOISY_SPREAD = 0.10
+"""Upside spread (mean log excess) above which a task's models explain too little to undercut the reference."""
+REFERENCE_PERCENTILE, REFERENCE_MARGIN = 90.0, 0.15
+"""The plain VPA rule (p90 of usages + 15 %), the guard where the models cannot be trusted."""
 
 
 class Expert:
@@ -62,11 +86,14 @@ class Expert:
     """
 
     def __init__(self, name: str, *, half_life: float | None = DEFAULT_HALF_LIFE,
-                 prior_excess: float = DEFAULT_PRIOR_EXCESS, window: int = DEFAULT_WINDOW) -> None:
+                 prior_excess: float = DEFAULT_PRIOR_EXCESS, window: int = DEFAULT_WINDOW,
+                 recent: int = DEFAULT_RECENT) -> None:
         self.name = name
         self.predict_raw = POINT_MODELS[name]
         self.half_life = half_life
-        self.errors = ResidualBound(window=window, prior_excess=prior_excess)
+        self.errors = ResidualBound(window=window, prior_excess=prior_excess, recent=recent)
+        self.extra_parameters = EXTRA_PARAMETERS.get(name, 0)
+        """Parameters beyond a level: the model is scored only once it is fitted on more than twice as many runs."""
         self.score = 0.0
         self._decay = math.exp2(-1.0 / half_life) if half_life else 1.0
 
@@ -80,7 +107,7 @@ class Expert:
 
     def observe(self, history: History, run, alpha: float, min_residuals: int) -> None:
         """Score this model on ``run`` (before the run joins ``history``)."""
-        if len(history) == 0:
+        if len(history) <= 2 * self.extra_parameters:  # a slope fitted on one or two runs says nothing yet
             return
         raw, leverage = self.raw(history, run.input_size)
         if self.errors.n >= min_residuals:
@@ -100,7 +127,9 @@ class SelectorSizer:
                  min_residuals: int = 2, half_life: float | None = DEFAULT_HALF_LIFE,
                  prior_excess: float = DEFAULT_PRIOR_EXCESS, window: int = DEFAULT_WINDOW, drift_runs: int = 5,
                  trust_request: bool = True, floor: float = 250 * MIB, confidence: float = 0.5,
-                 monotone_floor: bool = True) -> None:
+                 monotone_floor: bool = True, input_tolerance: float = DEFAULT_INPUT_TOLERANCE,
+                 noisy_spread: float = DEFAULT_NOISY_SPREAD, recent: int = DEFAULT_RECENT,
+                 few_runs: int = DEFAULT_FEW_RUNS) -> None:
         self.models = tuple(models)
         self.alpha = alpha
         self.min_residuals = min_residuals
@@ -112,10 +141,14 @@ class SelectorSizer:
         self.floor = floor
         self.confidence = confidence
         self.monotone_floor = monotone_floor
+        self.input_tolerance = input_tolerance
+        self.few_runs = few_runs
+        self.noisy_spread = noisy_spread
+        self.recent = recent
         self.history = History()
         self.request_held = True
         """Whether every run so far fitted in its own request (then the request is a valid cap)."""
-        self.experts = [Expert(name, half_life=half_life, prior_excess=prior_excess, window=window)
+        self.experts = [Expert(name, half_life=half_life, prior_excess=prior_excess, window=window, recent=recent)
                         for name in self.models]
         self.chosen: Expert | None = None
         self.reason = "no runs yet: the workflow's request"
@@ -134,8 +167,45 @@ class SelectorSizer:
         """The largest usage of earlier runs with no more input than ``run`` (0 when none or unknown)."""
         if not self.monotone_floor or run.input_size is None or not len(self.history):
             return 0.0
-        smaller = self.history.input_size <= run.input_size
+        if len(self.history) < self.few_runs:  # too few runs to tell how usage depends on the input
+            return float(self.history.usage.max())
+        smaller = self.history.input_size <= run.input_size * (1.0 + self.input_tolerance)
         return float(self.history.usage[smaller].max()) if smaller.any() else 0.0
+
+    def beyond_inputs(self, run: Run) -> float:
+        """How many times larger ``run``'s input is than any seen (0 when it is not, or unknown)."""
+        if run.input_size is None or not len(self.history):
+            return 0.0
+        sizes = self.history.input_size
+        known = np.isfinite(sizes)
+        if not known.any():
+            return 0.0
+        largest = float(sizes[known].max())
+        return run.input_size / largest if largest > 0 and run.input_size > largest else 0.0
+
+    def _largest_input_usage(self) -> float:
+        sizes = np.where(np.isfinite(self.history.input_size), self.history.input_size, -np.inf)
+        return float(self.history.usage[int(np.argmax(sizes))])
+
+    def guard(self, run: Run) -> tuple[float, str]:
+        """A lower bound where the models cannot be trusted, and why ("" and 0 when they can).
+
+        Beyond the largest input seen, the size relation is unknown: at least
+        the usage of the largest-input run scaled linearly with the input, and
+        at least the plain VPA rule (p90 + 15 %). On a noisy task (upside spread
+        above ``noisy_spread``) also at least the plain VPA rule: the models
+        explain too little to take more risk than the reference does.
+        """
+        if not len(self.history):
+            return 0.0, ""
+        usage = self.history.usage
+        reference = float(np.percentile(usage, REFERENCE_PERCENTILE)) * (1.0 + REFERENCE_MARGIN)
+        ratio = self.beyond_inputs(run)
+        if ratio:
+            return max(reference, self._largest_input_usage() * ratio), f"input {ratio:.2f} x the largest seen: at least p90 + 15 % and linear growth"
+        if self.chosen is not None and self.chosen.errors.spread > self.noisy_spread:
+            return reference, f"noisy task (spread {self.chosen.errors.spread:.0%}): at least p90 + 15 %"
+        return 0.0, ""
 
     def best(self) -> Expert | None:
         """The ready model with the least recent hypothetical cost (None in cold start)."""
@@ -164,7 +234,12 @@ class SelectorSizer:
             if len(self.history):
                 n = len(self.history)
                 self.reason = f"{n} run(s) known: max seen x (1 + {self.confidence:g} / {n})"
-                return self._cap(run, float(self.history.usage.max()) * (1.0 + self.confidence / n))
+                allocation = float(self.history.usage.max())
+                ratio = self.beyond_inputs(run)
+                if ratio:  # more input than any run so far: assume usage grows (at most) linearly with it
+                    allocation = max(allocation, self._largest_input_usage() * ratio)
+                    self.reason += f", input {ratio:.2f} x the largest seen (linear growth)"
+                return self._cap(run, allocation * (1.0 + self.confidence / n))
             self.reason = f"{len(self.history)} run(s) known: the workflow's request"
             return request_or_fallback(run)
         raw, leverage = self.chosen.raw(self.history, run.input_size)
@@ -176,6 +251,10 @@ class SelectorSizer:
         if lower > allocation:
             allocation = lower
             self.reason += "; raised to an earlier run with less input"
+        guard, why = self.guard(run)
+        if guard > allocation:
+            allocation = guard
+            self.reason += f"; {why}"
         return self._cap(run, allocation)
 
     def retry(self, run: Run, failed: float, failures: int) -> float:
@@ -191,6 +270,8 @@ class SelectorSizer:
             if len(above):  # conditional on usage > failed: the next level the history knows
                 target = max(target, float(above.min()) * math.exp(self.chosen.errors.spread))
             target = min(target, 2.0 * failed)  # never a bigger step than doubling
+            if failures >= 2:  # the history's largest error did not cover it: the run is outside it, double
+                target = 2.0 * failed
         elif len(self.history):
             target = max(target / 2.0 * 1.25, float(self.history.usage.max()) * 1.25)
         return self._cap(run, target, above=failed)

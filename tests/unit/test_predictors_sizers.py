@@ -140,3 +140,33 @@ def test_request_caps_only_while_runs_fit_in_it():
     allocation = sizer.allocate(_run(1 * GB, request=0.5 * GB))
     assert allocation > 0.5 * GB
     assert allocation <= 2 * 5 * GB  # without a trustworthy request: one doubling beyond the largest usage
+
+
+def test_more_input_than_ever_seen_is_sized_for_linear_growth():
+    sizer = SelectorSizer()
+    for size in np.linspace(1e9, 2e9, 30):
+        sizer.observe(_run(2 * GB, size, request=64 * GB))  # flat so far: the models predict 2 GB
+    allocation = sizer.allocate(_run(0, 3e9, request=64 * GB))
+    assert allocation >= 3 * GB  # 1.5 x the largest input: the largest-input run's usage x 1.5
+    assert "largest seen" in sizer.reason
+    assert sizer.allocate(_run(0, 1.5e9, request=64 * GB)) < 2.2 * GB  # inside the inputs seen: the model
+
+
+def test_linear_model_follows_a_fixed_plus_per_byte_law():
+    rng = np.random.default_rng(3)
+    sizer = SelectorSizer(models=("linear",))
+    for size in np.exp(rng.uniform(np.log(1e8), np.log(1e10), 100)):
+        sizer.observe(_run((0.5 * GB + 1.5 * size) * rng.lognormal(0, 0.01), size, request=64 * GB))
+    allocation = sizer.allocate(_run(0, 5e9, request=64 * GB))
+    assert 8.0 * GB <= allocation <= 8.0 * GB * 1.12
+
+
+def test_a_second_failure_of_the_same_run_doubles():
+    sizer = SelectorSizer()
+    for usage in np.linspace(0.9, 1.1, 30) * GB:
+        sizer.observe(_run(usage))
+    run = _run(5 * GB)  # far outside everything the history knows
+    first = sizer.allocate(run)
+    second = sizer.retry(run, first, 1)
+    assert second < 2 * first
+    assert sizer.retry(run, second, 2) == pytest.approx(2 * second)
