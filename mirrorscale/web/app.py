@@ -4,21 +4,29 @@
 authentication as ``dependencies`` (applied to every route, so no page or
 API answers without them). Routes (relative to the mount point):
 
-=====================================================  ==========================================
-``GET /``                                              every recorded task (HTML)
-``GET /pipelines/{pipeline_id}``                       the tasks of one pipeline (HTML)
-``GET /pipelines/{pipeline_id}/tasks/{task_id}``       plot, runs, allocations, shadows (HTML)
+=========================================================  ======================================
+``GET /``                                                  every recorded task (HTML)
+``GET /pipelines/{pipeline_id}[?run_id=]``                 the tasks of one pipeline (HTML)
+``GET /pipelines/{pipeline_id}/tasks/{task_id}[?run_id=]`` plot, runs, allocations, shadows (HTML;
+                                                           the run's rows highlighted)
 ``GET /pipelines/{pipeline_id}/tasks/{task_id}/plot.svg``  the plot alone (SVG)
-``GET /api/pipelines/{pipeline_id}/tasks/{task_id}``   the runs with their forecasts (JSON)
-=====================================================  ==========================================
+``GET /api/pipelines/{pipeline_id}/tasks/{task_id}``       the runs with their forecasts (JSON)
+=========================================================  ======================================
 
 Path parameters are named ``pipeline_id``/``task_id`` whatever the engine; an
-engine's access check reads them from ``request.path_params``.
+engine's access check reads them from ``request.path_params``. Ids may hold
+``/`` (Prefect task names, slashed DAG ids): servers decode ``%2F`` before
+routing, so both parameters match across slashes. The more specific routes
+are declared first (``.../plot.svg`` before the task page, every task route
+before the pipeline page), so the pipeline page never swallows a task URL.
+Only an id that itself holds ``/tasks/`` or ends in ``/plot.svg`` cannot be
+told apart from those routes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from html import escape
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -60,7 +68,7 @@ def create_app(*, dependencies: Sequence[Depends] = (), engine: str | None = Non
 
         found = load_task_view(store(), pipeline_id, task_id, engine=engine)
         if found is None:
-            raise HTTPException(404, f"no runs recorded for {pipeline_id}.{task_id}")
+            raise HTTPException(404, f"no runs recorded for {escape(pipeline_id)}.{escape(task_id)}")  # ids echo escaped
         return found
 
     @app.get("/", response_class=HTMLResponse, name="mirrorscale_index")
@@ -70,21 +78,7 @@ def create_app(*, dependencies: Sequence[Depends] = (), engine: str | None = Non
 
         return index_page(href_for(request), summaries())
 
-    @app.get("/pipelines/{pipeline_id}", response_class=HTMLResponse, name="mirrorscale_pipeline")
-    def pipeline(request: Request, pipeline_id: str) -> str:
-        """The tasks of one pipeline."""
-        from mirrorscale.web.pages import pipeline_page
-
-        return pipeline_page(href_for(request), pipeline_id, summaries(pipeline_id))
-
-    @app.get("/pipelines/{pipeline_id}/tasks/{task_id}", response_class=HTMLResponse, name="mirrorscale_task")
-    def task(request: Request, pipeline_id: str, task_id: str) -> str:
-        """Forecast vs. actual, runs, allocations and shadows of one task."""
-        from mirrorscale.web.pages import task_page
-
-        return task_page(href_for(request), view(pipeline_id, task_id))
-
-    @app.get("/pipelines/{pipeline_id}/tasks/{task_id}/plot.svg", name="mirrorscale_plot")
+    @app.get("/pipelines/{pipeline_id:path}/tasks/{task_id:path}/plot.svg", name="mirrorscale_plot")
     def plot(pipeline_id: str, task_id: str) -> Response:
         """The forecast-vs-actual plot as an SVG document."""
         from mirrorscale.web.pages import plot_points
@@ -94,7 +88,14 @@ def create_app(*, dependencies: Sequence[Depends] = (), engine: str | None = Non
         svg = forecast_vs_actual_svg(plot_points(found), title=f"{found.task.key}: peak memory per run")
         return Response(svg, media_type="image/svg+xml")
 
-    @app.get("/api/pipelines/{pipeline_id}/tasks/{task_id}", name="mirrorscale_task_json")
+    @app.get("/pipelines/{pipeline_id:path}/tasks/{task_id:path}", response_class=HTMLResponse, name="mirrorscale_task")
+    def task(request: Request, pipeline_id: str, task_id: str, run_id: str | None = None) -> str:
+        """Forecast vs. actual, runs, allocations and shadows of one task (``?run_id=`` highlights a run)."""
+        from mirrorscale.web.pages import task_page
+
+        return task_page(href_for(request), view(pipeline_id, task_id), run_id=run_id)
+
+    @app.get("/api/pipelines/{pipeline_id:path}/tasks/{task_id:path}", name="mirrorscale_task_json")
     def task_json(pipeline_id: str, task_id: str) -> dict[str, Any]:
         """The runs of one task with the forecast made for each."""
         found = view(pipeline_id, task_id)
@@ -110,5 +111,12 @@ def create_app(*, dependencies: Sequence[Depends] = (), engine: str | None = Non
                 "forecast_bytes": forecast.value if forecast else None,
             })
         return {"engine": found.task.engine, "pipeline_id": pipeline_id, "task_id": task_id, "runs": runs}
+
+    @app.get("/pipelines/{pipeline_id:path}", response_class=HTMLResponse, name="mirrorscale_pipeline")
+    def pipeline(request: Request, pipeline_id: str, run_id: str | None = None) -> str:
+        """The tasks of one pipeline (``?run_id=`` is passed on to the task pages)."""
+        from mirrorscale.web.pages import pipeline_page
+
+        return pipeline_page(href_for(request), pipeline_id, summaries(pipeline_id), run_id=run_id)
 
     return app

@@ -23,7 +23,11 @@ Href = Callable[[str], str]
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.2em;color:#222}
 table{border-collapse:collapse;margin:.6em 0;font-size:13px}
-th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left}
+th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left;white-space:nowrap;vertical-align:top}
+tr.detail td{color:#555;padding:0 8px 6px 2em;border-bottom:1px solid #ddd}
+tr.detail div{white-space:normal;max-width:calc(100vw - 6em);position:sticky;left:2em}
+tr:has(+ tr.detail) td{border-bottom:none}tr.current td,tr.current + tr.detail td{background:#fff6d5}.scroll{overflow-x:auto;max-width:100%}
+svg.ms-plot{max-width:100%;height:auto}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .failed td{color:#b00}h1{font-size:20px}h2{font-size:16px;margin-top:1.4em}
 .muted{color:#777}a{color:#0a58ca}
@@ -46,31 +50,41 @@ def _layout(title: str, body: str, crumbs: Sequence[tuple[str, str | None]] = ()
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, row_class: Sequence[str] | None = None,
-           numeric: Sequence[int] = (), table_id: str = "") -> str:
-    """``rows`` hold already-escaped HTML cells."""
+           numeric: Sequence[int] = (), details: Sequence[str] | None = None, table_id: str = "") -> str:
+    """``rows`` (and ``details``) hold already-escaped HTML; cells stay on one line.
+
+    ``details[k]``, when not empty, is shown under row ``k`` across the whole
+    width (a decision's reason, a mirror's evidence: long text that must stay
+    readable). The table scrolls sideways inside its own box when it is wider
+    than the page (an external view's iframe is narrower than Airflow's window).
+    """
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = []
     for k, row in enumerate(rows):
         cls = f' class="{row_class[k]}"' if row_class and row_class[k] else ""
         cells = "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(row))
         body.append(f"<tr{cls}>{cells}</tr>")
+        if details and details[k]:
+            body.append(f'<tr class="detail"><td colspan="{len(headers)}"><div>{details[k]}</div></td></tr>')
     ident = f' id="{table_id}"' if table_id else ""
     if not body:
         return f"<p class='muted'{ident}>nothing recorded yet</p>"
-    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f"<div class='scroll'><table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
 
-def _task_link(href: Href, task: Task | TaskSummary) -> str:
+def _task_link(href: Href, task: Task | TaskSummary, run_id: str | None = None) -> str:
     path = f"/pipelines/{quote(task.pipeline_id, safe='')}/tasks/{quote(task.task_id, safe='')}"
-    return f'<a href="{escape(href(path))}">{escape(task.task_id)}</a>'
+    query = f"?run_id={quote(run_id, safe='')}" if run_id else ""
+    return f'<a href="{escape(href(path) + query)}">{escape(task.task_id)}</a>'
 
 
-def _summary_rows(href: Href, summaries: Sequence[TaskSummary], with_pipeline: bool) -> list[list[str]]:
+def _summary_rows(href: Href, summaries: Sequence[TaskSummary], with_pipeline: bool,
+                  run_id: str | None = None) -> list[list[str]]:
     rows = []
     for s in summaries:
         pipeline = f'<a href="{escape(href("/pipelines/" + quote(s.pipeline_id, safe="")))}">{escape(s.pipeline_id)}</a>'
         row = [escape(s.engine), pipeline] if with_pipeline else []
-        rows.append(row + [_task_link(href, s), str(s.runs), str(s.failures), _b(s.mean_peak_rss_bytes),
+        rows.append(row + [_task_link(href, s, run_id), str(s.runs), str(s.failures), _b(s.mean_peak_rss_bytes),
                            _b(s.max_peak_rss_bytes), _n(s.mean_wall_seconds), _n(s.mean_cpu_seconds)])
     return rows
 
@@ -85,9 +99,10 @@ def index_page(href: Href, summaries: Sequence[TaskSummary]) -> str:
     return _layout("mirrorscale: recorded tasks", table, [("mirrorscale", None)])
 
 
-def pipeline_page(href: Href, pipeline_id: str, summaries: Sequence[TaskSummary]) -> str:
-    """The tasks of one pipeline (DAG or flow)."""
-    table = _table(_SUMMARY_HEADERS, _summary_rows(href, summaries, False), numeric=range(1, 7), table_id="tasks")
+def pipeline_page(href: Href, pipeline_id: str, summaries: Sequence[TaskSummary], run_id: str | None = None) -> str:
+    """The tasks of one pipeline (DAG or flow); ``run_id`` goes along to the task pages."""
+    table = _table(_SUMMARY_HEADERS, _summary_rows(href, summaries, False, run_id), numeric=range(1, 7),
+                   table_id="tasks")
     return _layout(f"{pipeline_id}", table, [("mirrorscale", href("/")), (pipeline_id, None)])
 
 
@@ -100,7 +115,7 @@ def plot_points(view: TaskView) -> list[PlotPoint]:
             label=t.started_at.strftime("%m-%d %H:%M"), actual=t.peak_rss_bytes,
             forecast=forecast.value if forecast else None, low=forecast.low if forecast else None,
             high=forecast.high if forecast else None, allocated=t.allocated_memory_bytes,
-            failed=t.outcome != "success",
+            failed=t.outcome != "success", at=t.started_at,
         ))
     return points
 
@@ -117,32 +132,53 @@ def _run_row(view: TaskView, t: ExecutionTrace) -> list[str]:
             _n(t.cpu_seconds), _n(t.wall_seconds), _b(t.input_size_bytes), escape(t.branch or "")]
 
 
-def task_page(href: Href, view: TaskView) -> str:
-    """Forecast vs. actual plot, the runs table, allocations with reasons, mirror shadows."""
-    task = view.task
-    plot = forecast_vs_actual_svg(plot_points(view), title=f"{task.key}: peak memory per run")
-    runs = list(reversed(view.traces))  # newest first in the table
-    table = _table(
-        ["started (UTC)", "run", "try", "outcome", "peak RSS", "forecast", "error", "allocated", "pool", "slots",
-         "CPU s", "wall s", "input", "branch"],
-        [_run_row(view, t) for t in runs], row_class=["" if t.outcome == "success" else "failed" for t in runs],
-        numeric=(2, 4, 5, 6, 7, 9, 10, 11, 12), table_id="runs")
-    allocations = _table(
-        ["created", "run", "mode", "applied", "memory", "CPU", "pool", "slots", "priority", "queue", "source", "reason"],
+def _same_run(row_run: str | None, run_id: str | None) -> bool:
+    """Whether a row belongs to ``run_id`` (a mapped index ``run#i`` belongs to its run)."""
+    return bool(run_id and row_run and (row_run == run_id or row_run.startswith(run_id + "#")))
+
+
+def _decision_table(view: TaskView, run_id: str | None) -> str:
+    allocations = view.allocations
+    return _table(
+        ["created", "run", "mode", "applied", "memory", "CPU", "pool", "slots", "priority", "queue", "source"],
         [[escape(a.created_at.strftime("%Y-%m-%d %H:%M:%S")), escape(a.run_id), escape(a.mode),
           "yes" if a.applied else "no", _b(a.memory_bytes), _n(a.cpu), escape(a.pool or ""),
           "" if a.pool_slots is None else str(a.pool_slots),
-          "" if a.priority_weight is None else str(a.priority_weight), escape(a.queue or ""), escape(a.source),
-          escape(a.reason)] for a in view.allocations], numeric=(4, 5, 7, 8), table_id="allocations")
-    shadows = _table(
-        ["created", "run", "outcome", "sample", "peak (mirror)", "predicted peak", "band", "evidence"],
+          "" if a.priority_weight is None else str(a.priority_weight), escape(a.queue or ""), escape(a.source)]
+         for a in allocations], numeric=(4, 5, 7, 8), details=[f"why: {escape(a.reason)}" for a in allocations],
+        row_class=["current" if _same_run(a.run_id, run_id) else "" for a in allocations], table_id="allocations")
+
+
+def _shadow_table(view: TaskView, run_id: str | None) -> str:
+    shadows = view.shadows
+    return _table(
+        ["created", "run", "outcome", "sample", "peak (mirror)", "predicted peak", "band"],
         [[escape(s.created_at.strftime("%Y-%m-%d %H:%M:%S")), escape(s.run_id or ""), escape(s.outcome),
           f"{s.sample_fraction:.0%}", _b(s.cost_peak_rss_bytes), _b(s.predicted_peak_rss_bytes),
-          f"{_b(s.predicted_peak_rss_low)} – {_b(s.predicted_peak_rss_high)}" if s.predicted_peak_rss_high else "",
-          escape(s.evidence or "")] for s in view.shadows], table_id="shadows")
-    body = (f"<p class='muted'>engine {escape(task.engine)} · {len(view.traces)} run(s) shown</p>"
-            f"<div id='plot'>{plot}</div><h2>Runs</h2>{table}<h2>Allocations</h2>{allocations}"
-            f"<h2>Mirror shadows</h2>{shadows}")
+          f"{_b(s.predicted_peak_rss_low)} – {_b(s.predicted_peak_rss_high)}" if s.predicted_peak_rss_high else ""]
+         for s in shadows], details=[escape(s.evidence or "") for s in shadows],
+        row_class=["current" if _same_run(s.run_id, run_id) else "" for s in shadows], table_id="shadows")
+
+
+def task_page(href: Href, view: TaskView, run_id: str | None = None) -> str:
+    """Forecast vs. actual plot, the runs table, allocations with reasons, mirror shadows.
+
+    ``run_id`` (an external view's DAG run) highlights that run's rows.
+    """
+    task = view.task
+    plot = forecast_vs_actual_svg(plot_points(view), title=f"{task.key}: peak memory per run")
+    runs = list(reversed(view.traces))  # newest first in the table
+    run_class = [" ".join(c for c in ("" if t.outcome == "success" else "failed",
+                                      "current" if _same_run(t.run_id, run_id) else "") if c) for t in runs]
+    table = _table(
+        ["started (UTC)", "run", "try", "outcome", "peak RSS", "forecast", "error", "allocated", "pool", "slots",
+         "CPU s", "wall s", "input", "branch"],
+        [_run_row(view, t) for t in runs], row_class=run_class,
+        numeric=(2, 4, 5, 6, 7, 9, 10, 11, 12), table_id="runs")
+    shown = f" · run {escape(run_id)} highlighted" if run_id else ""
+    body = (f"<p class='muted'>engine {escape(task.engine)} · {len(view.traces)} run(s) shown{shown}</p>"
+            f"<div id='plot'>{plot}</div><h2>Runs</h2>{table}<h2>Allocations</h2>{_decision_table(view, run_id)}"
+            f"<h2>Mirror shadows</h2>{_shadow_table(view, run_id)}")
     crumbs = [("mirrorscale", href("/")), (task.pipeline_id, href("/pipelines/" + quote(task.pipeline_id, safe=""))),
               (task.task_id, None)]
     return _layout(task.key, body, crumbs)

@@ -1,7 +1,10 @@
 """Read-only queries the web pages need beyond :class:`~mirrorscale.store.history.HistoryStore`.
 
-Forecasts are :class:`~mirrorscale.store.models.Prediction` rows with target
-``memory`` (bytes) matched to a trace by run id (for a mapped run
+A run's forecast is its :class:`~mirrorscale.store.models.Prediction` with a
+memory target (bytes), else the estimate the allocator sized it from (the
+``estimate_bytes`` of its :class:`~mirrorscale.store.models.Allocation`,
+before headroom; the engine plugins record these in every mode but
+``observe``). Both are matched to a trace by run id (for a mapped run
 ``"<run>#<index>"`` the run's own forecast is used when there is none for the
 index). Allocations and mirror shadows are listed newest first with their
 reasons.
@@ -16,10 +19,20 @@ from sqlalchemy import select
 from mirrorscale.store.history import HistoryStore
 from mirrorscale.store.models import Allocation, ExecutionTrace, Prediction, ResourceShadow, Task
 
-__all__ = ["TaskView", "MEMORY_TARGETS", "load_task_view", "pipeline_tasks"]
+__all__ = ["Forecast", "TaskView", "MEMORY_TARGETS", "load_task_view", "pipeline_tasks"]
 
 MEMORY_TARGETS = ("memory", "peak_rss_bytes", "memory_bytes")
 """Prediction targets read as memory forecasts."""
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """The memory forecast made before one run (bytes); ``source`` is ``prediction`` or ``allocation``."""
+
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    source: str = "prediction"
 
 
 @dataclass
@@ -28,11 +41,11 @@ class TaskView:
 
     task: Task
     traces: list[ExecutionTrace]
-    forecasts: dict[str, Prediction]
+    forecasts: dict[str, Forecast]
     allocations: list[Allocation]
     shadows: list[ResourceShadow]
 
-    def forecast_for(self, run_id: str) -> Prediction | None:
+    def forecast_for(self, run_id: str) -> Forecast | None:
         """The memory forecast made for ``run_id`` (or for its DAG run, for a mapped index)."""
         found = self.forecasts.get(run_id)
         if found is None and "#" in run_id:
@@ -78,5 +91,24 @@ def load_task_view(store: HistoryStore, pipeline_id: str, task_id: str, *, engin
             select(ResourceShadow).where(ResourceShadow.task_pk == task.id)
             .order_by(ResourceShadow.created_at.desc(), ResourceShadow.id.desc()).limit(limit)
         ))
-    forecasts = {p.run_id: p for p in predictions}  # the newest forecast per run wins
+    forecasts = _allocation_estimates(store, task, {t.run_id for t in traces})
+    forecasts.update({p.run_id: Forecast(p.value, p.low, p.high) for p in predictions})  # newest per run wins
     return TaskView(task=task, traces=traces, forecasts=forecasts, allocations=allocations, shadows=shadows)
+
+
+def _allocation_estimates(store: HistoryStore, task: Task, run_ids: set[str]) -> dict[str, Forecast]:
+    """The allocator's estimate per run (the newest decision of a run wins), for runs without a prediction."""
+    wanted = run_ids | {r.rsplit("#", 1)[0] for r in run_ids if "#" in r}
+    found: dict[str, Forecast] = {}
+    if not wanted:
+        return found
+    with store.reading() as session:
+        rows = session.execute(
+            select(Allocation.run_id, Allocation.executor_options)
+            .where(Allocation.task_pk == task.id, Allocation.run_id.in_(sorted(wanted)))
+            .order_by(Allocation.created_at, Allocation.id)).all()
+    for run_id, options in rows:
+        estimate = (options or {}).get("estimate_bytes")
+        if isinstance(estimate, (int, float)) and estimate > 0:
+            found[run_id] = Forecast(float(estimate), source="allocation")
+    return found

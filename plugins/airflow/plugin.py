@@ -45,12 +45,13 @@ def _external_views() -> list[dict[str, Any]]:
     if importlib.util.find_spec("fastapi") is None:
         return []
     pipeline = f"{URL_PREFIX}/pipelines/{{DAG_ID}}"
+    run = "?run_id={RUN_ID}"  # the page highlights that run's rows
     return [
         {"name": "mirrorscale", "href": f"{URL_PREFIX}/", "destination": "nav", "category": "browse",
          "url_route": "mirrorscale"},
         {"name": "mirrorscale", "href": pipeline, "destination": "dag", "url_route": "mirrorscale_dag"},
-        {"name": "mirrorscale", "href": pipeline, "destination": "dag_run", "url_route": "mirrorscale_dag_run"},
-        {"name": "mirrorscale", "href": f"{pipeline}/tasks/{{TASK_ID}}", "destination": "task_instance",
+        {"name": "mirrorscale", "href": pipeline + run, "destination": "dag_run", "url_route": "mirrorscale_dag_run"},
+        {"name": "mirrorscale", "href": f"{pipeline}/tasks/{{TASK_ID}}{run}", "destination": "task_instance",
          "url_route": "mirrorscale_task"},
     ]
 

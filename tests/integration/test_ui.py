@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -35,8 +38,12 @@ def _get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
+SLASHED = ("prefect", "etl/nightly", "load/part-1.csv")
+"""A flow and task name holding ``/`` (Prefect allows it; the routes must too)."""
+
+
 def seed(url: str) -> None:
-    """Three Prefect runs of ``etl.transform`` with an allocation each, one of them from a mirror."""
+    """Three Prefect runs of ``etl.transform`` with an allocation each (sized from an estimate), one slashed task."""
     from mirrorscale.store.history import HistoryStore
     from mirrorscale.store.models import Allocation
 
@@ -47,12 +54,15 @@ def seed(url: str) -> None:
         run = f"run-{i}"
         store.save(key, Allocation(run_id=run, try_number=1, created_at=start + timedelta(hours=i), mode="enforce",
                                    applied=True, memory_bytes=(100 + 50 * i) * MiB, source="history",
+                                   executor_options={"estimate_bytes": (90 + 40 * i) * MiB},
                                    reason=f"history of {i} run(s) -> decision {i}"))
         store.record_trace(engine="prefect", pipeline_id="etl", task_id="transform", run_id=run,
                            started_at=start + timedelta(hours=i, minutes=1), ended_at=start + timedelta(hours=i, minutes=2),
                            input_size_bytes=(10 + 5 * i) * MiB, peak_rss_bytes=(80 + 40 * i) * MiB,
                            allocated_memory_bytes=(100 + 50 * i) * MiB, cpu_seconds=1.0, wall_seconds=60.0,
                            source="test")
+    store.record_trace(engine=SLASHED[0], pipeline_id=SLASHED[1], task_id=SLASHED[2], run_id="run-s",
+                       started_at=start, peak_rss_bytes=50 * MiB, source="test")
 
 
 @pytest.fixture
@@ -98,6 +108,48 @@ def test_ui_serves_the_plot_and_the_decision_table(ui_server: str) -> None:
     status, svg = _get(ui_server + "/pipelines/etl/tasks/transform/plot.svg")
     assert status == 200 and svg.lstrip().startswith(("<svg", "<?xml"))
     assert _get(ui_server + "/pipelines/etl/tasks/nope")[0] == 404
+
+
+def test_forecasts_come_from_the_allocators_estimate(ui_server: str) -> None:
+    """Without stored predictions, each run's forecast is the estimate its allocation was sized from."""
+    status, body = _get(ui_server + "/api/pipelines/etl/tasks/transform")
+    assert status == 200
+    assert [r["forecast_bytes"] for r in json.loads(body)["runs"]] == [(90 + 40 * i) * MiB for i in range(3)]
+    page = _get(ui_server + "/pipelines/etl/tasks/transform")[1]
+    assert 'class="ms-forecast"' in page and "+12%" in page  # the dashed line and the error column (90 vs 80 MiB)
+
+
+def test_ids_with_slashes_are_reachable_from_the_index(ui_server: str) -> None:
+    """Links on the index encode ``/`` as ``%2F``; the server decodes it before routing and still finds the task."""
+    index = _get(ui_server + "/")[1]
+    links = set(re.findall(r'href="([^"]+)"', index))
+    task_link = f"/pipelines/{quote(SLASHED[1], safe='')}/tasks/{quote(SLASHED[2], safe='')}"
+    assert task_link in links
+    for path in (f"/pipelines/{quote(SLASHED[1], safe='')}", task_link, task_link + "/plot.svg",
+                 "/api" + task_link):
+        status, body = _get(ui_server + path)
+        assert status == 200, (path, status, body[:200])
+    page = _get(ui_server + task_link)[1]
+    assert "etl/nightly.load/part-1.csv" in page and "<svg" in page
+    assert json.loads(_get(ui_server + "/api" + task_link)[1])["task_id"] == SLASHED[2]
+    assert _get(ui_server + "/pipelines/etl/nightly/tasks/load/part-2.csv")[0] == 404  # unknown stays unknown
+
+
+def test_plot_labels_runs_by_time_of_day_within_one_day(ui_server: str) -> None:
+    svg = _get(ui_server + "/pipelines/etl/tasks/transform/plot.svg")[1]
+    ticks = re.findall(r'class="ms-tick">([^<]+)<', svg)
+    assert ticks == ["00:01", "01:01", "02:01"]  # the runs span two hours of one day
+    assert "UTC, 2026-05-01" in svg  # the date the labels leave out
+
+
+def test_time_labels_fit_the_span() -> None:
+    from mirrorscale.web.plots import time_labels
+
+    t0 = datetime(2026, 11, 27, 23, 50, tzinfo=timezone.utc)
+    assert time_labels([t0, t0 + timedelta(minutes=3)]) == (["23:50:00", "23:53:00"], "UTC, 2026-11-27")
+    assert time_labels([t0, t0 + timedelta(minutes=20)]) == (["27 Nov 23:50", "28 Nov 00:10"], "UTC, 2026")
+    assert time_labels([t0 - timedelta(days=30), t0])[0] == ["28 Oct", "27 Nov"]
+    assert time_labels([t0, t0 + timedelta(days=40)]) == (["2026-11-27", "2027-01-06"], "UTC")
 
 
 def test_ui_binds_to_localhost_by_default() -> None:
