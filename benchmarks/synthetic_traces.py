@@ -1,6 +1,6 @@
 """Synthetic traces for checking that sizing generalises beyond the two shared workflows.
 
-    .venvs/core/bin/python benchmarks/synthetic_traces.py [--seed N]
+    .venvs/core/bin/python benchmarks/synthetic_traces.py [--seed N] [--shared [TRACE.csv ...]]
 
 Each synthetic workflow has tasks whose memory follows a different law of the
 input size (none of them fitted to the shared traces):
@@ -19,11 +19,23 @@ spiky       1.5 GB x lognormal(0, 2 %), one run in 20 at 0.2 GB (a downward outl
 Requests are a fixed workflow default (3 x the median usage of the task) and
 runtimes grow with the input. It prints the chronological replay of the
 plain VPA reference and of ``mirrorscale`` per workflow.
+
+``--shared [TRACE.csv ...]`` instead checks the shared nf-core traces split and
+perturbed, so that nothing rests on their exact numbers (default traces:
+../shared/traces/nfcore/*.csv):
+
+* ``early``/``late``: each workflow's runs before / after its median submit time,
+  replayed as separate workflows (every task starts cold again in ``late``);
+* ``scaled``: every task's usage, request and input multiplied by its own
+  random factor (log-normal, sd 0.7: about 0.25x to 4x), and every run's usage
+  by a further 3 % jitter.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -71,10 +83,36 @@ def synthetic_workflow(name: str, runs: int, seed: int) -> list[ReplayTask]:
     return tasks
 
 
+def perturbed_shared(tasks: list[ReplayTask], seed: int) -> list[ReplayTask]:
+    """The shared traces split in time (``early``/``late``) and rescaled per task (``scaled``)."""
+    rng = np.random.default_rng(seed)
+    out: list[ReplayTask] = []
+    for workflow in sorted({t.workflow for t in tasks}):
+        runs = [t for t in tasks if t.workflow == workflow]
+        middle = float(np.median([t.order for t in runs]))
+        out += [dataclasses.replace(t, workflow=f"{workflow}-early") for t in runs if t.order <= middle]
+        out += [dataclasses.replace(t, workflow=f"{workflow}-late") for t in runs if t.order > middle]
+        factor = {name: float(rng.lognormal(0.0, 0.7)) for name in sorted({t.task for t in runs})}
+        for t in runs:
+            f = factor[t.task]
+            out.append(dataclasses.replace(
+                t, workflow=f"{workflow}-scaled", usage=t.usage * f * float(rng.lognormal(0.0, 0.03)),
+                request=None if t.request is None else t.request * f,
+                input_size=None if t.input_size is None else t.input_size * f))
+    return out
+
+
 def main(argv: list[str]) -> int:
     seed = int(argv[argv.index("--seed") + 1]) if "--seed" in argv else 0
-    tasks = [t for k, runs in enumerate((20, 60, 300))
-             for t in synthetic_workflow(f"synthetic-{runs}", runs, seed + k)]
+    if "--shared" in argv:
+        from mirrorscale.replay.records import load_nextflow_traces
+
+        paths = [a for a in argv if a.endswith(".csv")] or sorted(
+            (Path(__file__).resolve().parents[2] / "shared/traces/nfcore").glob("*.csv"))
+        tasks = perturbed_shared(load_nextflow_traces(paths, "peak_rss").tasks, seed)
+    else:
+        tasks = [t for k, runs in enumerate((20, 60, 300))
+                 for t in synthetic_workflow(f"synthetic-{runs}", runs, seed + k)]
     tallies = chronological(tasks, get_methods(["vpa-reference", "mirrorscale", "oracle"]))
     ref = {t.workflow: t for t in tallies if t.method == "vpa-reference"}
     print(f"{'workflow':16s} {'method':14s} {'wastage GB·h':>13s} {'failed':>7s} {'x ref':>6s}")
