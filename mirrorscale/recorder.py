@@ -18,6 +18,9 @@ wraps :meth:`HistoryStore.record_trace` so that
     recorder.record(engine="airflow", pipeline_id="etl", task_id="load",
                     run_id=run_id, started_at=started, peak_rss_bytes=peak)
 
+:func:`recorder_for` keeps one recorder per store URL and process (the Prefect
+plugin's flow process and each of its worker processes share theirs).
+
 =====================  =========================================================
 store state            what ``record`` does
 =====================  =========================================================
@@ -36,6 +39,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+__all__ = ["DEFAULT_TIMEOUT", "TraceRecorder", "recorder_for"]
+
 logger = logging.getLogger("mirrorscale.recorder")
 
 DEFAULT_TIMEOUT = 20.0
@@ -47,8 +52,8 @@ class TraceRecorder:
 
     ``timeout`` bounds each write; ``retry_after`` (seconds) skips writes for a
     while after a failure, so a store that hangs does not cost every task the
-    full timeout (0: try every write). ``migrate`` is passed to
-    :meth:`HistoryStore.open`.
+    full timeout (0: try every write; it applies to :meth:`call` too). ``migrate``
+    is passed to :meth:`HistoryStore.open`.
     """
 
     def __init__(self, url: str | None = None, *, store: Any = None, timeout: float = DEFAULT_TIMEOUT,
@@ -62,6 +67,7 @@ class TraceRecorder:
         self._clock = clock
         self._store = store
         self._lock = threading.Lock()
+        self._open_lock = threading.Lock()  # held while opening, which may hang: never by the caller's thread
         self.down_since: float | None = None
         """Monotonic time of the first failure of the current outage (None while the store is up)."""
         self.warnings = 0
@@ -76,7 +82,7 @@ class TraceRecorder:
 
     def store(self) -> Any:
         """The open :class:`~mirrorscale.store.history.HistoryStore` (opened on first use)."""
-        with self._lock:
+        with self._open_lock:
             if self._store is None:
                 from mirrorscale.store.history import HistoryStore
 
@@ -85,8 +91,7 @@ class TraceRecorder:
 
     def record(self, **trace: Any) -> int | None:
         """:meth:`HistoryStore.record_trace` with ``trace``; the id, or None when not stored (never raises)."""
-        if self.down_since is not None and self.retry_after and self._clock() - self._last_failure < self.retry_after:
-            self.failures += 1
+        if self._skipping():
             return None
         try:
             trace_id = self._bounded(lambda: self.store().record_trace(**trace))
@@ -98,6 +103,8 @@ class TraceRecorder:
 
     def call(self, what: str, write: Callable[[Any], Any]) -> Any:
         """Run ``write(store)`` under the same rules (e.g. ``lambda s: s.save(key, allocation)``); None on failure."""
+        if self._skipping():
+            return None
         try:
             result = self._bounded(lambda: write(self.store()))
         except Exception as exc:  # noqa: BLE001
@@ -109,6 +116,14 @@ class TraceRecorder:
     # -- internals -----------------------------------------------------------
 
     _last_failure: float = 0.0
+
+    def _skipping(self) -> bool:
+        """True (and counted as a failure) while a recent failure says not to try yet."""
+        if self.down_since is None or not self.retry_after or self._clock() - self._last_failure >= self.retry_after:
+            return False
+        with self._lock:
+            self.failures += 1
+        return True
 
     def _bounded(self, write: Callable[[], Any]) -> Any:
         """Run ``write`` in a daemon thread; its result, its error, or TimeoutError after ``timeout``."""
@@ -155,6 +170,20 @@ class TraceRecorder:
             seconds = self._clock() - self.down_since
             self.down_since = None
         self.log.info("mirrorscale: the history store is back after %.1f s; recording resumed", seconds)
+
+
+_RECORDERS: dict[str, TraceRecorder] = {}
+_RECORDERS_LOCK = threading.Lock()
+
+
+def recorder_for(url: str, **options: Any) -> TraceRecorder:
+    """This process's :class:`TraceRecorder` for the store at ``url``, created with ``options`` on first use
+    (later calls get the same recorder whatever their ``options``)."""
+    with _RECORDERS_LOCK:
+        recorder = _RECORDERS.get(url)
+        if recorder is None:
+            recorder = _RECORDERS[url] = TraceRecorder(url, **options)
+        return recorder
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:

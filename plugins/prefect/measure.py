@@ -32,7 +32,18 @@ its trace says ``oom_killed``.
 
 The process's full peak and its baseline are kept in the features
 (``process_peak_rss_bytes``, ``rss_baseline_bytes``); the stored time series is
-relative to the baseline as well. A failure to measure or to store never changes
+relative to the baseline as well.
+
+Reused processes (process-pool and Dask/Ray workers, the flow process itself) keep
+memory that earlier tasks freed: glibc's malloc holds freed heap chunks below a
+live one instead of returning them, and a later task reuses them without any rise
+in RSS or in the kernel's high-water mark, so neither a ``clear_refs`` reset nor a
+rise above the baseline sees it (a worker that ran a 100 MiB task once measured
+the same task again as 0 MiB). Each attempt therefore first hands the heap's free
+memory back to the kernel (``malloc_trim(0)``, :func:`release_free_heap`; a no-op
+without glibc) and then reads its baseline; what that released is kept in
+``features["heap_released_bytes"]``. The memory guard's baseline is taken after it
+too, so a task that reuses retained memory is still stopped at its allocation. A failure to measure or to store never changes
 what the task does: the task's result or exception passes through unchanged, and a
 store that cannot be written logs one warning per process.
 """
@@ -50,14 +61,17 @@ from typing import Any, Callable
 
 from mirrorscale.monitor import ProcessMonitor, ResourceUsage
 
-__all__ = ["MEASURED_ATTRIBUTE", "MeasureSpec", "measured", "open_store", "outcome_of"]
+__all__ = ["MEASURED_ATTRIBUTE", "MeasureSpec", "measured", "open_store", "outcome_of", "release_free_heap",
+           "trace_recorder"]
 
 MEASURED_ATTRIBUTE = "__mirrorscale_measured__"
 SOURCE = "prefect-runner"
 logger = logging.getLogger("mirrorscale.prefect")
 
-_STORES: dict[str, Any] = {}
-_STORE_LOCK = threading.Lock()
+STORE_TIMEOUT = 15.0
+"""Seconds a task or flow run waits for the history store at most (per open or write)."""
+STORE_RETRY_SECONDS = 60.0
+"""After the store failed, writes and opens in this process are skipped for this long."""
 _WARNED: set[str] = set()
 _ACTIVE: set[_Attempt] = set()
 _ACTIVE_LOCK = threading.Lock()
@@ -85,16 +99,23 @@ def warn_once(key: str, message: str, *args: Any) -> None:
     logger.warning(message, *args)
 
 
-def open_store(url: str, *, migrate: bool = False) -> Any:
-    """The :class:`~mirrorscale.store.history.HistoryStore` at ``url``, opened once per process."""
-    with _STORE_LOCK:
-        store = _STORES.get(url)
-        if store is None:
-            from mirrorscale.store.history import HistoryStore
+def trace_recorder(url: str, **options: Any) -> Any:
+    """This process's :class:`~mirrorscale.recorder.TraceRecorder` for the store at ``url``.
 
-            store = HistoryStore.open(url, migrate=migrate)
-            _STORES[url] = store
-        return store
+    Created on first use with ``options`` (:data:`STORE_TIMEOUT`, :data:`STORE_RETRY_SECONDS`,
+    no migration, warnings on the ``mirrorscale.prefect`` logger unless given): a store
+    that is down costs a task at most the timeout and one warning per outage, and
+    recording resumes when it is back.
+    """
+    from mirrorscale.recorder import recorder_for
+
+    settings = {"timeout": STORE_TIMEOUT, "retry_after": STORE_RETRY_SECONDS, "migrate": False, "log": logger}
+    return recorder_for(url, **{**settings, **options})
+
+
+def open_store(url: str, *, migrate: bool = False) -> Any:
+    """The :class:`~mirrorscale.store.history.HistoryStore` at ``url``, opened once per process (raises on trouble)."""
+    return trace_recorder(url, migrate=migrate).store()
 
 
 def outcome_of(exc: BaseException | None) -> str:
@@ -123,6 +144,33 @@ def _run_ids() -> tuple[str | None, int, str | None]:
     return str(run.id), max(1, int(run.run_count or 1)), flow_run
 
 
+_MALLOC_TRIM: Any = None
+
+
+def release_free_heap() -> int:
+    """Return the C heap's free memory to the kernel (glibc ``malloc_trim(0)``); the RSS it released.
+
+    0 without glibc (musl, macOS) or when nothing was held. Safe while other threads
+    allocate: only free chunks are released.
+    """
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if not _MALLOC_TRIM:
+        return 0
+    import psutil
+
+    me = psutil.Process()
+    before = me.memory_info().rss
+    _MALLOC_TRIM(0)
+    return max(0, before - me.memory_info().rss)
+
+
 class _Attempt:
     """One measured attempt: started by :meth:`begin`, stored by :meth:`end`."""
 
@@ -140,7 +188,9 @@ class _Attempt:
             for attempt in _ACTIVE:
                 attempt.overlap = max(attempt.overlap, len(_ACTIVE))
         self.monitor: ProcessMonitor | None = None
+        self.heap_released = 0
         try:
+            self.heap_released = release_free_heap()
             in_worker = os.getpid() != spec.submit_pid  # the flow process's children are not ours
             self.monitor = ProcessMonitor(interval=spec.interval, include_children=in_worker).start()
         except Exception as exc:  # noqa: BLE001
@@ -152,19 +202,21 @@ class _Attempt:
             _ACTIVE.discard(self)
         try:
             usage = self.monitor.stop() if self.monitor is not None else None
-            self._store(usage, outcome_of(exc))
+            trace = self._trace(usage, outcome_of(exc))
         except Exception as error:  # noqa: BLE001 - the task's own outcome must pass through
-            warn_once(f"store:{self.spec.store_url}",
-                      "mirrorscale: could not record a trace of %s.%s (%r); the task is not affected",
-                      self.spec.flow_name, self.spec.task_name, error)
+            warn_once(f"trace:{error!r}", "mirrorscale: could not describe a run of %s.%s (%r); the task is "
+                      "not affected", self.spec.flow_name, self.spec.task_name, error)
+            return
+        trace_recorder(self.spec.store_url).record(**trace)  # never raises: one warning per outage
 
-    def _store(self, usage: ResourceUsage | None, outcome: str) -> None:
+    def _trace(self, usage: ResourceUsage | None, outcome: str) -> dict[str, Any]:
         from mirrorscale.store.models import TraceSamples
 
         spec, ended_at = self.spec, datetime.now(timezone.utc)
         features = dict(self.features)
         features.update(runner=spec.runner, overlapping_tasks=self.overlap,
-                        measured_in="flow process" if os.getpid() == spec.submit_pid else "worker process")
+                        measured_in="flow process" if os.getpid() == spec.submit_pid else "worker process",
+                        heap_released_bytes=self.heap_released)
         if self.flow_run_id:
             features["flow_run_id"] = self.flow_run_id
         columns: dict[str, Any] = {}
@@ -201,8 +253,7 @@ class _Attempt:
                                    cpu_seconds=[s.cpu_seconds for s in usage.samples])
         else:
             columns["wall_seconds"] = (ended_at - self.started_at).total_seconds()
-        store = open_store(spec.store_url)
-        store.record_trace(
+        return dict(
             engine="prefect", pipeline_id=spec.flow_name, task_id=spec.task_name,
             run_id=self.run_id or f"local-{id(self)}-{self.started_at.timestamp()}",
             try_number=self.try_number, started_at=self.started_at, ended_at=ended_at,

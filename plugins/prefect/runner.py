@@ -45,7 +45,7 @@ from typing import Any, Iterable
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from mirrorscale.plugins.prefect.admission import MemoryAdmission
-from mirrorscale.plugins.prefect.measure import MEASURED_ATTRIBUTE, MeasureSpec, measured, open_store, warn_once
+from mirrorscale.plugins.prefect.measure import MEASURED_ATTRIBUTE, MeasureSpec, measured, trace_recorder, warn_once
 from mirrorscale.plugins.prefect.mirroring import plan_mirror
 from mirrorscale.plugins.prefect.placement import placement_for
 from mirrorscale.plugins.prefect.policy import resolve_policy
@@ -59,44 +59,15 @@ STORE_OPEN_TIMEOUT = 15.0
 """Seconds the runner waits for the store to open before running without it."""
 
 
-STORE_RETRY_SECONDS = 300.0
-"""After the store failed to open, flow runs in this process skip it for this long."""
-_FAILED_AT: dict[str, float] = {}
-
-
 def _open_store_or_none(url: str, timeout: float) -> Any:
-    """The store at ``url`` (schema created or upgraded), or None after one warning.
+    """The store at ``url`` (schema created or upgraded), or None.
 
-    A failure is remembered for :data:`STORE_RETRY_SECONDS`, so flow runs meanwhile do
-    not wait for an unreachable server again.
+    Through this process's trace recorder (:func:`~mirrorscale.plugins.prefect.measure.trace_recorder`):
+    an outage logs one warning, and for ``STORE_RETRY_SECONDS`` after a failure flow
+    runs do not wait for an unreachable server again.
     """
-    import time
-
-    failed_at = _FAILED_AT.get(url)
-    if failed_at is not None and time.monotonic() - failed_at < STORE_RETRY_SECONDS:
-        return None
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["store"] = open_store(url, migrate=True)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="mirrorscale-store-open", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if "store" in box:
-        _FAILED_AT.pop(url, None)
-        return box["store"]
-    _FAILED_AT[url] = time.monotonic()
-    problem = box.get("error") or TimeoutError(f"no answer within {timeout:g} s")
-    from sqlalchemy.engine import make_url
-
-    shown = make_url(url).render_as_string(hide_password=True)
-    warn_once(f"open:{url}", "mirrorscale: history store %s is unavailable (%s: %s); tasks run "
-              "unmeasured with the inner task runner's behaviour", shown, type(problem).__name__, problem)
-    return None
+    recorder = trace_recorder(url, migrate=True, timeout=timeout)
+    return recorder.call("this flow run", lambda store: store)
 
 
 class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]

@@ -111,6 +111,34 @@ def test_process_pool_measures_in_the_worker(traces_of: Any) -> None:
     assert os.getpid()  # the store was written from the worker process
 
 
+_LONG_LIVED: list[bytes] = []
+
+
+@task
+def churn(mib: int) -> int:
+    """Hold ``mib`` MiB in 1000-byte objects (from malloc's heap), then leave one small object alive above
+    them (a cache entry, say): freeing the rest cannot shrink the heap, glibc keeps it for the next task."""
+    items = [bytes(1000) for _ in range(mib * 1024)]
+    _LONG_LIVED.append(bytes(1000))
+    return len(items)
+
+
+@flow(name="runner-reused-worker", task_runner=PredictiveTaskRunner(inner=ProcessPoolTaskRunner(max_workers=1)))
+def reused_worker_flow() -> list[int]:
+    return [f.result() for f in churn.map([96, 96, 96])]  # one worker: one after the other
+
+
+def test_reused_worker_measures_every_run_of_a_task_not_only_the_first(traces_of: Any) -> None:
+    """Without handing freed heap back first, the second and third runs reused the first's memory and
+    measured ~0 MiB: the rise of RSS and the kernel's high-water mark both miss reused memory."""
+    assert reused_worker_flow() == [96 * 1024] * 3
+    traces = traces_of("runner-reused-worker")
+    assert len(traces) == 3 and {t.features["measured_in"] for t in traces} == {"worker process"}
+    peaks = [t.peak_rss_bytes for t in traces]
+    assert min(peaks) >= 0.8 * 96 * MiB, [p // MiB for p in peaks]
+    assert max(t.features["heap_released_bytes"] for t in traces) >= 64 * MiB
+
+
 @task
 def double(x: int) -> int:
     return 2 * x
@@ -127,7 +155,7 @@ def test_unavailable_store_runs_the_inner_runner_with_one_warning(kind: str, tmp
                                                                   caplog: pytest.LogCaptureFixture,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from mirrorscale.plugins.prefect import runner
-    from mirrorscale.plugins.prefect.measure import open_store
+    from mirrorscale.store.history import HistoryStore
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
@@ -137,11 +165,13 @@ def test_unavailable_store_runs_the_inner_runner_with_one_warning(kind: str, tmp
     monkeypatch.setattr(runner, "STORE_OPEN_TIMEOUT", 1.0)
     attempts: list[str] = []
 
+    real_open = HistoryStore.open
+
     def counting_open(url: str, **options: Any) -> Any:
         attempts.append(url)
-        return open_store(url, **options)
+        return real_open(url, **options)
 
-    monkeypatch.setattr(runner, "open_store", counting_open)
+    monkeypatch.setattr(HistoryStore, "open", counting_open)
     url = {"sqlite": f"sqlite:///{blocker}/store.sqlite",
            "postgresql": f"postgresql+psycopg://nobody@127.0.0.1:{_closed_port()}/nowhere",
            "postgresql-silent": f"postgresql+psycopg://nobody@127.0.0.1:{silent.getsockname()[1]}/hangs"}[kind]
@@ -158,7 +188,7 @@ def test_unavailable_store_runs_the_inner_runner_with_one_warning(kind: str, tmp
     assert attempts == [url]
     warnings = [r for r in caplog.records if r.name == "mirrorscale.prefect" and r.levelno >= logging.WARNING]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
-    assert "unavailable" in warnings[0].getMessage() and "inner task runner" in warnings[0].getMessage()
+    assert "unavailable" in warnings[0].getMessage() and "run with their own settings" in warnings[0].getMessage()
 
 
 @mirrorscale_policy(features=["mib"], mode="recommend", default_memory="8MiB", headroom=0)
