@@ -143,6 +143,30 @@ class ResidualBound:
         return min(median + leverage * tail, MAX_LOG_BOUND)
 
 
+    def cost_bound(self, failure_cost: float, leverage: float = 1.0) -> float:
+        """The log margin that minimises the expected wastage of the next run (a newsvendor rule).
+
+        Over-allocating by ``dm`` wastes about ``dm`` (in allocations x
+        runtime); a failure wastes ``failure_cost`` allocations (the failed
+        attempt and the retry's slack: 2 by default; more to price the delay).
+        The optimum is where the density of the next error (Student-t, scale
+        ``leverage x sd``, ``k'`` degrees of freedom) equals ``1 / failure_cost``:
+        ``z = sqrt(k' ((K failure_cost / s)^(2 / (k' + 1)) - 1))``. Wide spreads
+        get a smaller ``z`` (a failure is cheap next to the margin), tight ones
+        a larger ``z``: 30 errors of sd 6 % -> x 1.12, of sd 1 % -> x 1.03.
+        """
+        median, beta, weight = self.stats()
+        scale = max(beta * HALF_NORMAL_SCALE * leverage, 1e-9)
+        ratio = _t_density_peak(weight) * failure_cost / scale
+        z = math.sqrt(weight * (ratio ** (2.0 / (weight + 1.0)) - 1.0)) if ratio > 1.0 else 0.0
+        return min(median + scale * z, MAX_LOG_BOUND)
+
+
+def _t_density_peak(df: float) -> float:
+    """The Student-t density at 0 with ``df`` degrees of freedom."""
+    return math.exp(math.lgamma((df + 1.0) / 2.0) - math.lgamma(df / 2.0)) / math.sqrt(df * math.pi)
+
+
 def _median(values: np.ndarray) -> float:
     """The median (``np.median`` without its overhead: one partition)."""
     k = len(values)

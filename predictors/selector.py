@@ -15,9 +15,14 @@ cold start      0 runs: the workflow's request (e.g. 8 GB); until a model
                 (1.0 GB, 2 runs -> 1.25 GB); scaled linearly with the input
                 when it is larger than any seen
 select          the model with the least decayed hypothetical cost
-bound           prediction x exp(upper bound on its log error at miscoverage
-                ``min(alpha, 1 / (n + 1)^2)``, :mod:`~.bounds`): upside
-                excess 2 %, 30 runs -> x 1.10; centred on the median error,
+bound           prediction x exp(the margin that minimises expected
+                wastage, a failure costing ``failure_cost`` (2) allocations,
+                :meth:`~.bounds.ResidualBound.cost_bound`: 30 errors of sd
+                6 % -> x 1.12 where the 1/961 bound gives x 1.18, sd 1 % ->
+                x 1.03); while the model has fewer than ``few_runs`` (10)
+                errors, at least the upper bound at miscoverage
+                ``min(alpha, 1 / (n + 1)^2)`` (5 errors of sd 2.5 % -> x
+                1.07); centred on the median error,
                 or on the median of the newest 5 when higher (upward drift).
                 Models with a slope (``size``, ``linear``) are scored only
                 once fitted on 3 runs or more
@@ -29,10 +34,11 @@ monotone floor  at least the largest usage of earlier runs whose input was
                 run with less input used 1.90 GB, spread 1 % -> >= 1.92 GB);
                 with fewer than ``few_runs`` (10) runs, of any earlier run
 guard           where the models cannot be trusted, at least the plain VPA
-                rule (p90 + 15 %): beyond the largest input seen (and then
-                also the largest-input run's usage scaled linearly: input
-                1.05 x the largest, which used 4.0 GB -> >= 4.2 GB), and on a
-                noisy task (upside spread > 10 %)
+                rule (p90 + 15 %): beyond the largest input seen when usage
+                grows with the input (log-log slope >= 0.1; then also the
+                largest-input run's usage scaled linearly: input 1.05 x the
+                largest, which used 4.0 GB -> >= 4.2 GB), and on a noisy
+                task (upside spread > 10 %)
 floor, cap      at least ``floor`` (250 MiB, VPA's minimum); at most the
                 request while every earlier run fitted in its own request
                 (a Nextflow ``memory`` was a real limit); once one did not,
@@ -57,7 +63,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mirrorscale.predictors.bounds import DEFAULT_PRIOR_EXCESS, DEFAULT_RECENT, DEFAULT_WINDOW, ResidualBound
-from mirrorscale.predictors.quantile import DEFAULT_HALF_LIFE, POINT_MODELS, decay_weights
+from mirrorscale.predictors.quantile import DEFAULT_HALF_LIFE, POINT_MODELS, decay_weights, fit_loglinear, log_size
 from mirrorscale.predictors.sizing import MIB, History, Run, request_or_fallback
 
 DEFAULT_MODELS = ("level", "size", "nearest", "linear")
@@ -67,6 +73,10 @@ DEFAULT_ALPHA = 0.01
 """Target probability that a run exceeds its allocation (one failed attempt per 100 runs)."""
 EXTRA_PARAMETERS = {"size": 1, "linear": 1}
 """Point models that fit a slope besides a level (their first errors come from fits on too few runs)."""
+DEFAULT_FAILURE_COST = 2.0
+"""What a failed attempt wastes, in allocations x runtime: the attempt itself and the retry's slack."""
+DEFAULT_INPUT_SLOPE = 0.1
+"""Log-log slope of usage on input above which more input is a risk (doubling the input: +7 % memory)."""
 DEFAULT_FEW_RUNS = 10
 """Below this many runs the monotone floor is the largest usage of any run (input effects not yet known)."""
 DEFAULT_INPUT_TOLERANCE = 0.01
@@ -87,8 +97,11 @@ class Expert:
 
     def __init__(self, name: str, *, half_life: float | None = DEFAULT_HALF_LIFE,
                  prior_excess: float = DEFAULT_PRIOR_EXCESS, window: int = DEFAULT_WINDOW,
-                 recent: int = DEFAULT_RECENT) -> None:
+                 recent: int = DEFAULT_RECENT, failure_cost: float = DEFAULT_FAILURE_COST,
+                 few_errors: int = DEFAULT_FEW_RUNS) -> None:
         self.name = name
+        self.failure_cost = failure_cost
+        self.few_errors = few_errors
         self.predict_raw = POINT_MODELS[name]
         self.half_life = half_life
         self.errors = ResidualBound(window=window, prior_excess=prior_excess, recent=recent)
@@ -102,8 +115,12 @@ class Expert:
         return self.predict_raw(history, input_size, decay_weights(len(history), self.half_life))
 
     def log_margin(self, alpha: float, leverage: float = 1.0) -> float:
-        """log(allocation / prediction) at miscoverage ``alpha``."""
-        return self.errors.bound(alpha, leverage)
+        """log(allocation / prediction): the cost-optimal margin, and while the model has fewer
+        than ``few_errors`` errors also at least the bound at miscoverage ``alpha``."""
+        margin = self.errors.cost_bound(self.failure_cost, leverage)
+        if self.errors.n < self.few_errors:
+            margin = max(margin, self.errors.bound(alpha, leverage))
+        return margin
 
     def observe(self, history: History, run, alpha: float, min_residuals: int) -> None:
         """Score this model on ``run`` (before the run joins ``history``)."""
@@ -129,7 +146,8 @@ class SelectorSizer:
                  trust_request: bool = True, floor: float = 250 * MIB, confidence: float = 0.5,
                  monotone_floor: bool = True, input_tolerance: float = DEFAULT_INPUT_TOLERANCE,
                  noisy_spread: float = DEFAULT_NOISY_SPREAD, recent: int = DEFAULT_RECENT,
-                 few_runs: int = DEFAULT_FEW_RUNS) -> None:
+                 few_runs: int = DEFAULT_FEW_RUNS, failure_cost: float = DEFAULT_FAILURE_COST,
+                 input_slope: float = DEFAULT_INPUT_SLOPE) -> None:
         self.models = tuple(models)
         self.alpha = alpha
         self.min_residuals = min_residuals
@@ -143,13 +161,15 @@ class SelectorSizer:
         self.monotone_floor = monotone_floor
         self.input_tolerance = input_tolerance
         self.few_runs = few_runs
+        self.failure_cost = failure_cost
+        self.input_slope = input_slope
         self.noisy_spread = noisy_spread
         self.recent = recent
         self.history = History()
         self.request_held = True
         """Whether every run so far fitted in its own request (then the request is a valid cap)."""
-        self.experts = [Expert(name, half_life=half_life, prior_excess=prior_excess, window=window, recent=recent)
-                        for name in self.models]
+        self.experts = [Expert(name, half_life=half_life, prior_excess=prior_excess, window=window, recent=recent,
+                               failure_cost=failure_cost, few_errors=few_runs) for name in self.models]
         self.chosen: Expert | None = None
         self.reason = "no runs yet: the workflow's request"
         self._since_jump = drift_runs
@@ -183,6 +203,11 @@ class SelectorSizer:
         largest = float(sizes[known].max())
         return run.input_size / largest if largest > 0 and run.input_size > largest else 0.0
 
+    def input_dependence(self) -> float:
+        """Log-log slope of usage on input size over all runs (0 without spread in the inputs)."""
+        x = log_size(self.history.input_size)
+        return fit_loglinear(x, np.log(self.history.usage), np.ones(len(x)))[1]
+
     def _largest_input_usage(self) -> float:
         sizes = np.where(np.isfinite(self.history.input_size), self.history.input_size, -np.inf)
         return float(self.history.usage[int(np.argmax(sizes))])
@@ -201,8 +226,9 @@ class SelectorSizer:
         usage = self.history.usage
         reference = float(np.percentile(usage, REFERENCE_PERCENTILE)) * (1.0 + REFERENCE_MARGIN)
         ratio = self.beyond_inputs(run)
-        if ratio:
-            return max(reference, self._largest_input_usage() * ratio), f"input {ratio:.2f} x the largest seen: at least p90 + 15 % and linear growth"
+        if ratio and self.input_dependence() >= self.input_slope:
+            return (max(reference, self._largest_input_usage() * ratio),
+                    f"input {ratio:.2f} x the largest seen: at least p90 + 15 % and linear growth")
         if self.chosen is not None and self.chosen.errors.spread > self.noisy_spread:
             return reference, f"noisy task (spread {self.chosen.errors.spread:.0%}): at least p90 + 15 %"
         return 0.0, ""

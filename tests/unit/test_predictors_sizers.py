@@ -142,14 +142,16 @@ def test_request_caps_only_while_runs_fit_in_it():
     assert allocation <= 2 * 5 * GB  # without a trustworthy request: one doubling beyond the largest usage
 
 
-def test_more_input_than_ever_seen_is_sized_for_linear_growth():
-    sizer = SelectorSizer()
+def test_more_input_than_ever_seen_is_sized_for_linear_growth_when_usage_grows_with_input():
+    growing, flat = SelectorSizer(), SelectorSizer()
     for size in np.linspace(1e9, 2e9, 30):
-        sizer.observe(_run(2 * GB, size, request=64 * GB))  # flat so far: the models predict 2 GB
-    allocation = sizer.allocate(_run(0, 3e9, request=64 * GB))
+        growing.observe(_run(2 * GB * (size / 2e9) ** 0.3, size, request=64 * GB))  # slope 0.3: grows
+        flat.observe(_run(2 * GB, size, request=64 * GB))  # the input makes no difference
+    allocation = growing.allocate(_run(0, 3e9, request=64 * GB))
     assert allocation >= 3 * GB  # 1.5 x the largest input: the largest-input run's usage x 1.5
-    assert "largest seen" in sizer.reason
-    assert sizer.allocate(_run(0, 1.5e9, request=64 * GB)) < 2.2 * GB  # inside the inputs seen: the model
+    assert "largest seen" in growing.reason
+    assert growing.allocate(_run(0, 1.5e9, request=64 * GB)) < 2.2 * GB  # inside the inputs seen: the model
+    assert flat.allocate(_run(0, 3e9, request=64 * GB)) < 2.2 * GB  # flat: more input is no risk
 
 
 def test_linear_model_follows_a_fixed_plus_per_byte_law():
@@ -170,3 +172,15 @@ def test_a_second_failure_of_the_same_run_doubles():
     second = sizer.retry(run, first, 1)
     assert second < 2 * first
     assert sizer.retry(run, second, 2) == pytest.approx(2 * second)
+
+
+def test_cost_optimal_margin_prices_failures_and_is_leaner_than_a_tiny_miscoverage_on_noisy_tasks():
+    from mirrorscale.predictors.bounds import ResidualBound
+
+    noisy = ResidualBound()
+    for error in np.random.default_rng(0).normal(0, 0.06, 30):
+        noisy.add(error)
+    cheap, dear = noisy.cost_bound(2.0), noisy.cost_bound(50.0)
+    assert 0.0 < cheap < noisy.bound(1 / 961)  # x 1.12 instead of x 1.18: a failure costs less than that margin
+    assert dear > cheap  # a higher failure price buys more margin
+    assert SelectorSizer(failure_cost=50.0).experts[0].failure_cost == 50.0
