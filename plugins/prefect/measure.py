@@ -216,7 +216,7 @@ class _Attempt:
         features = dict(self.features)
         features.update(runner=spec.runner, overlapping_tasks=self.overlap,
                         measured_in="flow process" if os.getpid() == spec.submit_pid else "worker process",
-                        heap_released_bytes=self.heap_released)
+                        heap_released_bytes=self.heap_released, pid=os.getpid())
         if self.flow_run_id:
             features["flow_run_id"] = self.flow_run_id
         columns: dict[str, Any] = {}

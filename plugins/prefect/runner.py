@@ -106,6 +106,8 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
         self._policies: Any = None
         self._flow_run_id: Any = None
         self._flow_name: str | None = None
+        self._flow_input: int | None = None  # the flow run's parameters' size
+        self._meter: Any = None  # flow_runs.FlowRunMeter while the store is available
         self._wrapped: dict[int, tuple[Any, Any]] = {}
         self._submitted: dict[str, str] = {}  # task run id -> task name
         self._notes: dict[str, str] = {}  # task name -> why it may (not) be mirrored
@@ -161,6 +163,9 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
         self._store = _open_store_or_none(self._url, STORE_OPEN_TIMEOUT)
         if self._store is not None:
             self._policies = self._load_policies()
+            from mirrorscale.plugins.prefect.flow_runs import FlowRunMeter
+
+            self._meter = FlowRunMeter(self.interval).start()
         return self
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
@@ -168,8 +173,12 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
             self.inner.__exit__(exc_type, exc_value, traceback)  # waits for running tasks
         finally:
             super().__exit__(exc_type, exc_value, traceback)
-            if self.artifacts and self._store is not None and self._submitted:
-                self._publish()
+            if self._store is not None and self._submitted:
+                self._record_flow_run("failed" if exc_type is not None else "success")
+                if self.artifacts:
+                    self._publish()
+            if self._meter is not None:
+                self._meter.stop()
 
     def cancel_all(self) -> None:
         """Cancel the inner runner's tasks (Prefect calls this when a flow run is cancelled)."""
@@ -217,6 +226,7 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
             if ctx is not None and ctx.flow is not None:
                 self._flow_name = ctx.flow.name
                 self._flow_run_id = ctx.flow_run.id if ctx.flow_run is not None else None
+                self._flow_input = _flow_input(ctx.parameters)
             else:
                 self._flow_name = "(no flow)"
         return self._flow_name
@@ -297,6 +307,21 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
                               "(%r); enforce-mode tasks run without it", exc)
         return self._memory
 
+    def _record_flow_run(self, outcome: str) -> None:
+        """Record the flow run's footprint (:mod:`mirrorscale.plugins.prefect.flow_runs`; never raises)."""
+        if self._meter is None or self._flow_run_id is None or self._flow_name is None:
+            return
+        try:
+            from mirrorscale.plugins.prefect.artifacts import run_traces
+
+            traces = run_traces(self._store, list(self._submitted))
+            self._meter.finish(trace_recorder(self._url or ""), flow_name=self._flow_name,
+                               flow_run_id=str(self._flow_run_id), input_size=self._flow_input, traces=traces,
+                               runner=self.inner.name, outcome=outcome)
+        except Exception as exc:  # noqa: BLE001 - the flow's own outcome must pass through
+            warn_once(f"flow-run:{exc!r}", "mirrorscale: could not record the flow run of %s: %r",
+                      self._flow_name, exc)
+
     def _publish(self) -> None:
         try:
             from mirrorscale.plugins.prefect.artifacts import publish_run_artifacts
@@ -306,6 +331,16 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
                                   notes=dict(self._notes))
         except Exception as exc:  # noqa: BLE001 - artifacts must never fail a flow
             warn_once(f"artifacts:{exc!r}", "mirrorscale: could not publish artifacts: %r", exc)
+
+
+def _flow_input(parameters: Any) -> int | None:
+    """The size of a flow run's parameters (None when they cannot be sized)."""
+    from mirrorscale.plugins.prefect.flow_runs import parameters_size
+
+    try:
+        return parameters_size(parameters)
+    except Exception:  # noqa: BLE001 - best effort, like task features
+        return None
 
 
 def _resolved_size(parameters: dict[str, Any]) -> int | None:
