@@ -16,7 +16,9 @@ cold start      0 runs: the workflow's request (e.g. 8 GB); until a model
                 when it is larger than any seen
 select          the model with the least decayed hypothetical cost
 bound           prediction x exp(the margin that minimises expected
-                wastage, a failure costing ``failure_cost`` (2) allocations,
+                wastage, a failure costing ``failure_cost`` allocations
+                (default: the failed attempt's own, times the retry's
+                first step over it, ~1.02-1.1; a number prices the delay),
                 :meth:`~.bounds.ResidualBound.cost_bound`: 30 errors of sd
                 6 % -> x 1.12 where the 1/961 bound gives x 1.18, sd 1 % ->
                 x 1.03); while the model has fewer than ``few_runs`` (10)
@@ -73,8 +75,6 @@ DEFAULT_ALPHA = 0.01
 """Target probability that a run exceeds its allocation (one failed attempt per 100 runs)."""
 EXTRA_PARAMETERS = {"size": 1, "linear": 1}
 """Point models that fit a slope besides a level (their first errors come from fits on too few runs)."""
-DEFAULT_FAILURE_COST = 2.0
-"""What a failed attempt wastes, in allocations x runtime: the attempt itself and the retry's slack."""
 DEFAULT_INPUT_SLOPE = 0.1
 """Log-log slope of usage on input above which more input is a risk (doubling the input: +7 % memory)."""
 DEFAULT_FEW_RUNS = 10
@@ -87,6 +87,11 @@ REFERENCE_PERCENTILE, REFERENCE_MARGIN = 90.0, 0.15
 """The plain VPA rule (p90 of usages + 15 %), the guard where the models cannot be trusted."""
 
 
+def retry_widening(spread: float, leverage: float, failures: int) -> float:
+    """Log step of a retry above the largest error seen: ``(1 + failures)`` upside spreads (at least 1 %)."""
+    return (1.0 + failures) * max(spread, 0.01) * leverage
+
+
 class Expert:
     """One point model with the bound on its own errors and its hypothetical cost, for one task.
 
@@ -97,7 +102,7 @@ class Expert:
 
     def __init__(self, name: str, *, half_life: float | None = DEFAULT_HALF_LIFE,
                  prior_excess: float = DEFAULT_PRIOR_EXCESS, window: int = DEFAULT_WINDOW,
-                 recent: int = DEFAULT_RECENT, failure_cost: float = DEFAULT_FAILURE_COST,
+                 recent: int = DEFAULT_RECENT, failure_cost: float | None = None,
                  few_errors: int = DEFAULT_FEW_RUNS) -> None:
         self.name = name
         self.failure_cost = failure_cost
@@ -117,7 +122,10 @@ class Expert:
     def log_margin(self, alpha: float, leverage: float = 1.0) -> float:
         """log(allocation / prediction): the cost-optimal margin, and while the model has fewer
         than ``few_errors`` errors also at least the bound at miscoverage ``alpha``."""
-        margin = self.errors.cost_bound(self.failure_cost, leverage)
+        price = self.failure_cost
+        if price is None:  # what the replay charges: the failed attempt, whose retry then asks this much more
+            price = math.exp(retry_widening(self.errors.spread, leverage, 1))
+        margin = self.errors.cost_bound(price, leverage)
         if self.errors.n < self.few_errors:
             margin = max(margin, self.errors.bound(alpha, leverage))
         return margin
@@ -146,7 +154,7 @@ class SelectorSizer:
                  trust_request: bool = True, floor: float = 250 * MIB, confidence: float = 0.5,
                  monotone_floor: bool = True, input_tolerance: float = DEFAULT_INPUT_TOLERANCE,
                  noisy_spread: float = DEFAULT_NOISY_SPREAD, recent: int = DEFAULT_RECENT,
-                 few_runs: int = DEFAULT_FEW_RUNS, failure_cost: float = DEFAULT_FAILURE_COST,
+                 few_runs: int = DEFAULT_FEW_RUNS, failure_cost: float | None = None,
                  input_slope: float = DEFAULT_INPUT_SLOPE) -> None:
         self.models = tuple(models)
         self.alpha = alpha
@@ -289,7 +297,7 @@ class SelectorSizer:
         target = 2.0 * failed
         if self.chosen is not None:
             raw, leverage = self.chosen.raw(self.history, run.input_size)
-            widen = (1.0 + failures) * max(self.chosen.errors.spread, 0.01) * leverage
+            widen = retry_widening(self.chosen.errors.spread, leverage, failures)
             target = max(raw * math.exp(self.chosen.errors.max_seen + widen), failed * math.exp(widen))
             usage = self.history.usage
             above = usage[usage > failed]
