@@ -11,7 +11,10 @@ thread pool          the rise of the *flow process's* RSS above its level when t
                      task started. Tasks running at the same time in other threads
                      share that process, so their rises overlap: each one also sees
                      what the others allocate (``features["overlapping_tasks"]``
-                     says how many ran at once).
+                     says how many ran at once), and memory another task frees
+                     meanwhile hides this one's: a task that touched 40 MiB after
+                     a 32 MiB neighbour had finished measured 15 MiB. Only a trace
+                     with ``overlapping_tasks == 1`` is the task's own.
 process pool         the rise of the worker process's RSS above its level when the
                      task started (the worker's own ~100 MB of imports excluded); a
                      worker runs one task at a time, so nothing overlaps.
