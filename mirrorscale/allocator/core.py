@@ -32,12 +32,13 @@ size, and ``decide`` returns None whatever the mode.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from mirrorscale.allocator import post
+from mirrorscale.allocator import post, snapshot
 from mirrorscale.allocator.estimate import SHADOW_MAX_AGE, MemoryEstimate, choose, oom_bump
 from mirrorscale.allocator.history import WINDOW, TaskModel
 from mirrorscale.allocator.plan import default_capacity, plan
@@ -45,6 +46,10 @@ from mirrorscale.policy import TaskPolicy, format_bytes
 from mirrorscale.store.models import Allocation, utcnow
 
 TaskKey = tuple[str, str, str]
+logger = logging.getLogger("mirrorscale.allocator")
+
+SNAPSHOT_EVERY = 5
+"""A decision stores the task's model snapshot once the model learned this many runs since the stored one."""
 
 
 @dataclass(frozen=True)
@@ -68,11 +73,15 @@ class Allocator:
     whose policy names none (only when workers listen on ``small``/``medium``/
     ``large``). ``use_stored_shadow``: without an explicit shadow, use the
     task's newest stored one when fresh (younger than ``shadow_max_age``).
+    ``snapshot_every``: a decision writes the task's model snapshot once the
+    model has learned this many runs since the stored one (0: never read or
+    write snapshots; see :mod:`.snapshot`).
     """
 
     def __init__(self, store: Any, policies: Any, *, capacity: int | None = None, method: str = "mirrorscale",
                  route_by_size: bool = False, use_stored_shadow: bool = True,
-                 shadow_max_age: timedelta = SHADOW_MAX_AGE, window: int = WINDOW) -> None:
+                 shadow_max_age: timedelta = SHADOW_MAX_AGE, window: int = WINDOW,
+                 snapshot_every: int = SNAPSHOT_EVERY) -> None:
         self.store = store
         self.policies = policies
         self.capacity = capacity
@@ -81,27 +90,83 @@ class Allocator:
         self.use_stored_shadow = use_stored_shadow
         self.shadow_max_age = shadow_max_age
         self.window = window
+        self.snapshot_every = snapshot_every
         self._models: dict[TaskKey, TaskModel] = {}
+        self._unsaved: dict[TaskKey, int] = {}
+        """Runs each cached model learned since its stored snapshot."""
+        self._replace: set[TaskKey] = set()
+        """Tasks whose stored snapshot was unreadable (overwritten at the next checkpoint)."""
+        self._snapshot_failed = False
 
     # -- aggregate state ---------------------------------------------------
 
     def model(self, key: TaskKey) -> TaskModel:
-        """The task's model, fed with the traces recorded since the last call (the first call reads ``window``)."""
+        """The task's model, fed with the traces recorded since the last call.
+
+        The first call in a process restores the task's stored snapshot (see
+        :mod:`.snapshot`) and feeds the runs from its watermark on; without a
+        usable one it fits the newest ``window`` runs.
+        """
         model = self._models.get(key)
         if model is None:
-            model = self._models[key] = TaskModel(method=self.method)
+            model = self._models[key] = self._restore(key) or TaskModel(method=self.method)
+            self._unsaved.setdefault(key, 0)
         while True:
             rows = self.store.traces_since(key, model.last_started, limit=self.window)
             fresh = model.feed(rows)
+            self._unsaved[key] = self._unsaved.get(key, 0) + fresh
             if len(rows) < self.window or not fresh or model.last_started is None:
                 return model
 
     def forget(self, key: TaskKey | None = None) -> None:
-        """Drop the cached model of ``key`` (of every task when None); the next decision refits it."""
+        """Drop the model of ``key`` (of every task when None), cached and stored; the next decision refits it."""
         if key is None:
             self._models.clear()
+            self._unsaved.clear()
         else:
             self._models.pop(key, None)
+            self._unsaved.pop(key, None)
+        if self._snapshots():
+            self.store.drop_models(key, self.method)
+
+    def checkpoint(self, key: TaskKey) -> bool:
+        """Write the snapshot of task ``key``'s cached model when it is due (see :mod:`.snapshot`); True if written.
+
+        Never raises: a store that cannot take it costs one warning per
+        allocator and a refit in the next process.
+        """
+        model = self._models.get(key)
+        if model is None or not self._snapshots() or self._unsaved.get(key, 0) < self.snapshot_every:
+            return False
+        try:
+            written = snapshot.save(self.store, key, model, replace=key in self._replace)
+        except Exception as exc:  # noqa: BLE001 - a cache: the decision stands without it
+            if not self._snapshot_failed:
+                logger.warning("mirrorscale: could not store the model of %s.%s (%s: %s); the next process "
+                               "refits it", key[1], key[2], type(exc).__name__, exc)
+            self._snapshot_failed = True
+            return False
+        self._unsaved[key] = 0
+        self._replace.discard(key)
+        return written
+
+    def _snapshots(self) -> bool:
+        return self.snapshot_every > 0 and hasattr(self.store, "load_model")
+
+    def _restore(self, key: TaskKey) -> TaskModel | None:
+        if not self._snapshots():
+            return None
+        try:
+            model, stored = snapshot.load(self.store, key, self.method)
+        except Exception as exc:  # noqa: BLE001 - refit instead
+            if not self._snapshot_failed:
+                logger.warning("mirrorscale: could not read the stored model of %s.%s (%s: %s); refitting it",
+                               key[1], key[2], type(exc).__name__, exc)
+            self._snapshot_failed = True
+            return None
+        if model is None and stored:
+            self._replace.add(key)
+        return model
 
     # -- decisions ---------------------------------------------------------
 
@@ -123,6 +188,8 @@ class Allocator:
         allocation = self._allocation(policy, estimate, run_id, try_number, features)
         if save and policy.mode != "observe":
             self.store.save(key, allocation)
+        if save:
+            self.checkpoint(key)
         return allocation
 
     def _estimate(self, key: TaskKey, run_id: str, features: dict[str, Any], shadow: Any) -> MemoryEstimate | None:
@@ -178,4 +245,6 @@ class Allocator:
         for request, allocation in zip(requests, decided):
             if allocation is not None and allocation.mode != "observe":
                 self.store.save(request.key, allocation)
+        for key in dict.fromkeys(r.key for r in requests):
+            self.checkpoint(key)
         return decided

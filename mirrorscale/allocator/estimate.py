@@ -20,6 +20,7 @@ OOM bump               after an OOM kill of this run (or, for a new run,    kill
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -142,7 +143,7 @@ def oom_bump(estimate: MemoryEstimate | None, model: TaskModel, run_id: str,
     used = max(killed.allocated_memory_bytes or 0, killed.peak_rss_bytes or 0)
     if not used:
         return estimate
-    rule = max(int(OOM_FACTOR * used), used + OOM_STEP)
+    rule = max(math.ceil(OOM_FACTOR * used), used + OOM_STEP)  # "at least": round up
     retry = model.retry(input_size, float(used), streak) or 0
     bumped = max(rule, retry, estimate.memory_bytes if estimate else 0)
     which = "sizer retry" if bumped == retry and retry > rule else "max(1.2 x used, used + 100 MiB)"

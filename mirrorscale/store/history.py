@@ -20,27 +20,35 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Iterator, Sequence
 
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Connection, Engine, bindparam, case, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mirrorscale import config
+from mirrorscale.store import writes
 from mirrorscale.store.engine import make_engine
 from mirrorscale.store.models import (
     Allocation,
     ExecutionTrace,
     MirrorState,
+    ModelSnapshot,
     Prediction,
     ResourceShadow,
     Task,
     TraceSamples,
     utcnow,
 )
+from mirrorscale.store.rows import NEWEST, SINCE, TraceRow
 from mirrorscale.store.schema import ensure_schema
 
 TaskKey = tuple[str, str, str]
 """``(engine, pipeline_id, task_id)``."""
 
-_TRACE_COLUMNS = frozenset(c.key for c in ExecutionTrace.__table__.columns) - {"id", "task_pk"}
+_TRACE_COLUMNS = writes.TRACE_COLUMNS
+_SNAPSHOT = select(ModelSnapshot.version, ModelSnapshot.runs, ModelSnapshot.watermark, ModelSnapshot.state,
+                   ModelSnapshot.updated_at).where(ModelSnapshot.task_pk == bindparam("task_pk"),
+                                                   ModelSnapshot.method == bindparam("method"))
+_TASK_PK = select(Task.id).where(Task.engine == bindparam("engine"), Task.pipeline_id == bindparam("pipeline_id"),
+                                 Task.task_id == bindparam("task_id"))
 
 
 @dataclass(frozen=True)
@@ -64,21 +72,29 @@ class HistoryStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.dialect = engine.dialect.name
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
         readonly = engine.execution_options(mirrorscale_readonly=True)
-        if engine.dialect.name == "postgresql":
+        if self.dialect == "postgresql":
             # one statement per read: no BEGIN/ROLLBACK round trips around it
             readonly = readonly.execution_options(isolation_level="AUTOCOMMIT")
+            self._single = engine.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            self._single = engine.execution_options(mirrorscale_autocommit=True)
+        """Connections for one statement that is its own transaction (no BEGIN, no COMMIT round trip)."""
         self._readonly = sessionmaker(bind=readonly, expire_on_commit=False)
         self._task_pks: dict[TaskKey, int] = {}
 
     @classmethod
-    def open(cls, url: str | None = None, *, migrate: bool = True) -> HistoryStore:
+    def open(cls, url: str | None = None, *, migrate: bool = True, durable: bool | None = None) -> HistoryStore:
         """Open the store at ``url`` (default: :func:`mirrorscale.config.database_url`).
 
         With ``migrate`` (the default) the schema is created or upgraded first.
+        ``durable`` makes every commit wait for the disk (default: asynchronous
+        commits unless ``MIRRORSCALE_DURABLE_COMMIT=1``; see
+        :mod:`mirrorscale.store.engine` for the trade).
         """
-        engine = make_engine(url or config.database_url())
+        engine = make_engine(url or config.database_url(), durable=durable)
         if migrate:
             ensure_schema(engine)
         return cls(engine)
@@ -105,33 +121,35 @@ class HistoryStore:
 
     # -- tasks -------------------------------------------------------------
 
-    def task_pk(self, session: Session, key: TaskKey) -> int:
-        """The primary key of task ``key``, creating the task row if it is new."""
+    def task_pk(self, session: Session | Connection, key: TaskKey) -> int:
+        """The primary key of task ``key``, creating the task row if it is new (in ``session``'s transaction)."""
         cached = self._task_pks.get(key)
         if cached is not None:
             return cached
-        engine, pipeline_id, task_id = key
-        where = (Task.engine == engine, Task.pipeline_id == pipeline_id, Task.task_id == task_id)
-        pk = session.scalar(select(Task.id).where(*where))
+        names = dict(zip(("engine", "pipeline_id", "task_id"), key))
+        pk = session.scalar(_TASK_PK, names)
         if pk is None:
-            session.execute(
-                _insert_ignore(session, Task, ["engine", "pipeline_id", "task_id"]).values(
-                    engine=engine, pipeline_id=pipeline_id, task_id=task_id, created_at=utcnow()
-                )
-            )
-            pk = session.scalar(select(Task.id).where(*where))
+            session.execute(writes.insert_ignore(self.dialect, Task, ("engine", "pipeline_id", "task_id")),
+                            {**names, "created_at": utcnow()})
+            pk = session.scalar(_TASK_PK, names)
         assert pk is not None
         self._task_pks[key] = pk
         return pk
 
-    def known_task_pk(self, session: Session, key: TaskKey) -> int | None:
-        """The primary key of task ``key`` if the store knows it (reads only; never creates the row)."""
+    def known_task_pk(self, session: Session | Connection | None, key: TaskKey) -> int | None:
+        """The primary key of task ``key`` if the store knows it (reads only; never creates the row).
+
+        Cached per store once found; ``session`` None reads on a connection of its own.
+        """
         cached = self._task_pks.get(key)
         if cached is not None:
             return cached
-        engine, pipeline_id, task_id = key
-        pk = session.scalar(select(Task.id).where(
-            Task.engine == engine, Task.pipeline_id == pipeline_id, Task.task_id == task_id))
+        names = dict(zip(("engine", "pipeline_id", "task_id"), key))
+        if session is None:
+            with self._single.connect() as conn:
+                pk = conn.scalar(_TASK_PK, names)
+        else:
+            pk = session.scalar(_TASK_PK, names)
         if pk is not None:
             self._task_pks[key] = pk
         return pk
@@ -170,47 +188,50 @@ class HistoryStore:
         """
         row = {"run_id": run_id, "started_at": started_at, **columns}
         _check_columns(row)
-        with self.writing() as session:
-            pk = self.task_pk(session, (engine, pipeline_id, task_id))
-            trace_id = _insert_trace(session, pk, row)
-            if trace_id is not None and samples is not None:
-                samples.trace_id = trace_id
-                session.connection().execute(TraceSamples.__table__.insert().values(
-                    trace_id=trace_id, t_seconds=list(samples.t_seconds or []),
-                    rss_bytes=list(samples.rss_bytes or []), cpu_seconds=list(samples.cpu_seconds or [])))
-            return trace_id
+        key = (engine, pipeline_id, task_id)
+        try:
+            if self.dialect == "postgresql":
+                # one statement, its own transaction: trace and samples land together or not at all
+                with self._single.connect() as conn:
+                    trace_id = writes.insert_trace_pg(conn, self.task_pk(conn, key), row, samples)
+            else:
+                with self.engine.begin() as conn:  # BEGIN IMMEDIATE
+                    trace_id = writes.insert_trace(conn, self.task_pk(conn, key), row, samples)
+        except BaseException:
+            self._task_pks.clear()  # task rows created in the failed transaction are gone
+            raise
+        if trace_id is not None and samples is not None:
+            samples.trace_id = trace_id
+        return trace_id
 
     def add_traces(self, rows: Iterable[dict[str, Any]], *, batch_size: int = 500) -> int:
         """Insert many traces in one transaction; return how many were new.
 
         Each row holds ``engine``, ``pipeline_id``, ``task_id`` and
         :class:`ExecutionTrace` columns. Rows already stored are skipped; if
-        any row is invalid nothing is written.
+        any row is invalid nothing is written. PostgreSQL streams the rows with
+        ``COPY`` into a temporary table and inserts them from there in one
+        statement; SQLite inserts ``batch_size`` rows per statement.
         """
-        inserted = 0
-        with self.writing() as session:
-            statement = _insert_ignore(session, ExecutionTrace, ["task_pk", "run_id", "try_number"]).returning(
-                ExecutionTrace.id
-            )
-            batch: list[dict[str, Any]] = []
+
+        def prepared(session: Session) -> Iterator[dict[str, Any]]:
             for row in rows:
                 row = dict(row)
                 key = (row.pop("engine"), row.pop("pipeline_id"), row.pop("task_id"))
                 _check_columns(row)
-                batch.append(_trace_values(self.task_pk(session, key), row))
-                if len(batch) >= batch_size:
-                    inserted += len(session.connection().execute(statement, batch).all())
-                    batch = []
-            if batch:
-                inserted += len(session.connection().execute(statement, batch).all())
-        return inserted
+                yield writes.trace_values(self.task_pk(session, key), row)
+
+        with self.writing() as session:
+            if self.dialect == "postgresql":
+                return writes.copy_traces(session.connection(), prepared(session))
+            return writes.insert_traces(session.connection(), self.dialect, prepared(session), batch_size)
 
     def latest_traces(self, engine: str, pipeline_id: str, task_id: str, *, limit: int = 100) -> list[ExecutionTrace]:
         """The ``limit`` most recent runs of one task, newest first (the hot query)."""
+        pk = self.known_task_pk(None, (engine, pipeline_id, task_id))
+        if pk is None:
+            return []
         with self.reading() as session:
-            pk = self.known_task_pk(session, (engine, pipeline_id, task_id))
-            if pk is None:
-                return []
             query = (
                 select(ExecutionTrace)
                 .where(ExecutionTrace.task_pk == pk)
@@ -288,26 +309,24 @@ class HistoryStore:
 
     # -- allocator and mirror life cycle -------------------------------------
 
-    def traces_since(self, key: TaskKey, after: datetime | None, *, limit: int = 200) -> list[ExecutionTrace]:
+    def traces_since(self, key: TaskKey, after: datetime | None, *, limit: int = 200) -> list[TraceRow]:
         """Runs of task ``key`` started at or after ``after`` (all when None), oldest first, at most ``limit``.
 
-        The allocator's incremental refit: one range scan of the
-        ``(task_pk, started_at)`` index. With ``after`` None the *newest*
-        ``limit`` runs are returned (still oldest first).
+        The allocator's incremental refit and the life cycle's window: one range
+        scan of the ``(task_pk, started_at)`` index. With ``after`` None the
+        *newest* ``limit`` runs are returned (still oldest first). The runs are
+        light read-only :class:`~mirrorscale.store.rows.TraceRow` tuples.
         """
-        with self.reading() as session:
-            pk = self.known_task_pk(session, key)
-            if pk is None:
-                return []
-            where = [ExecutionTrace.task_pk == pk]
-            if after is not None:
-                where.append(ExecutionTrace.started_at >= after)
-                order = (ExecutionTrace.started_at, ExecutionTrace.id)
+        pk = self.known_task_pk(None, key)
+        if pk is None:
+            return []
+        with self._single.connect() as conn:
+            if after is None:
+                rows = conn.execute(NEWEST, {"task_pk": pk, "limit": limit}).all()
+                rows.reverse()
             else:
-                order = (ExecutionTrace.started_at.desc(), ExecutionTrace.id.desc())
-            query = select(ExecutionTrace).where(*where).order_by(*order).limit(limit)
-            rows = list(session.scalars(query))
-        return rows if after is not None else rows[::-1]
+                rows = conn.execute(SINCE, {"task_pk": pk, "after": after, "limit": limit}).all()
+        return [TraceRow(*row) for row in rows]
 
     def latest_shadow(self, key: TaskKey) -> ResourceShadow | None:
         """The newest :class:`ResourceShadow` recorded for task ``key``."""
@@ -333,12 +352,54 @@ class HistoryStore:
         """The newest :class:`MirrorState` of task ``key`` (its current state); None: never mirrored."""
         return self._latest(MirrorState, key)
 
+    # -- model snapshots ----------------------------------------------------
+
+    def load_model(self, key: TaskKey, method: str) -> Any | None:
+        """The stored snapshot of task ``key``'s ``method`` model, or None.
+
+        A row with ``version``, ``runs``, ``watermark``, ``state`` (the JSON as
+        stored, unchecked) and ``updated_at``; :mod:`mirrorscale.allocator.snapshot`
+        validates it.
+        """
+        pk = self.known_task_pk(None, key)
+        if pk is None:
+            return None
+        with self._single.connect() as conn:
+            return conn.execute(_SNAPSHOT, {"task_pk": pk, "method": method}).first()
+
+    def save_model(self, key: TaskKey, method: str, *, version: int, runs: int, watermark: datetime | None,
+                   state: dict[str, Any], replace: bool = False) -> bool:
+        """Store the snapshot of task ``key``'s ``method`` model (one statement); True when written.
+
+        A stored snapshot with a newer ``watermark`` (another process got
+        further) is kept unless ``replace`` (used when the stored one is unreadable).
+        """
+        with self._single.connect() as conn:
+            pk = self.task_pk(conn, key)
+            result = conn.execute(writes.upsert_snapshot(self.dialect, replace), {
+                "task_pk": pk, "method": method, "version": version, "runs": runs, "watermark": watermark,
+                "state": state, "updated_at": utcnow()})
+        return result.rowcount > 0
+
+    def drop_models(self, key: TaskKey | None = None, method: str | None = None) -> int:
+        """Delete stored model snapshots (of task ``key`` / of ``method``; all when None); how many."""
+        statement = delete(ModelSnapshot)
+        if key is not None:
+            pk = self.known_task_pk(None, key)
+            if pk is None:
+                return 0
+            statement = statement.where(ModelSnapshot.task_pk == pk)
+        if method is not None:
+            statement = statement.where(ModelSnapshot.method == method)
+        with self.writing() as session:
+            return session.execute(statement).rowcount
+
     def _latest(self, model: type, key: TaskKey, *, limit: int | None = None):  # type: ignore[no-untyped-def]
         """The newest row(s) of ``model`` for task ``key`` by ``created_at`` (one, or a list with ``limit``)."""
+        pk = self.known_task_pk(None, key)
+        if pk is None:
+            return [] if limit else None
         with self.reading() as session:
-            pk = self.known_task_pk(session, key)
-            if pk is None:
-                return [] if limit else None
             query = (
                 select(model).where(model.task_pk == pk)
                 .order_by(model.created_at.desc(), model.id.desc()).limit(limit or 1)
@@ -351,33 +412,6 @@ def _check_columns(row: dict[str, Any]) -> None:
         raise TypeError(
             f"unknown ExecutionTrace field(s) {', '.join(unknown)}; known: {', '.join(sorted(_TRACE_COLUMNS))}"
         )
-
-
-def _insert_ignore(session: Session, model: type, conflict_columns: list[str]):  # type: ignore[no-untyped-def]
-    """``INSERT ... ON CONFLICT (conflict_columns) DO NOTHING`` for SQLite and PostgreSQL."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        raise NotImplementedError(f"mirrorscale's store supports SQLite and PostgreSQL, not {dialect}")
-    return insert(model).on_conflict_do_nothing(index_elements=conflict_columns)
-
-
-_TRACE_DEFAULTS: dict[str, Any] = {column: None for column in _TRACE_COLUMNS} | {
-    "try_number": 1, "source": "unknown", "outcome": "success"}
-
-
-def _trace_values(task_pk: int, row: dict[str, Any]) -> dict[str, Any]:
-    """Every column of one trace row (batched inserts need the same keys in each row)."""
-    return {**_TRACE_DEFAULTS, "features": {}, "recorded_at": utcnow(), **row, "task_pk": task_pk}
-
-
-def _insert_trace(session: Session, task_pk: int, row: dict[str, Any]) -> int | None:
-    statement = _insert_ignore(session, ExecutionTrace, ["task_pk", "run_id", "try_number"])
-    result = session.execute(statement.values(**_trace_values(task_pk, row)).returning(ExecutionTrace.id))
-    return result.scalar()
 
 
 def _summary(row: Any) -> TaskSummary:

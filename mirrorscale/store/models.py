@@ -5,17 +5,18 @@ database as Airflow's or Prefect's own metadata. The schema is owned by the
 Alembic migrations in ``mirrorscale.migrations``; a test checks that these
 models and the migrations agree.
 
-============================  =====================================================
-table                         one row is
-============================  =====================================================
-``mirrorscale_task``          a task known to the store (engine, pipeline, task id)
-``mirrorscale_trace``         an :class:`ExecutionTrace`: one measured run attempt
-``mirrorscale_trace_samples`` the bounded resource time series of one trace
-``mirrorscale_shadow``        a :class:`ResourceShadow`: one mirror run and its estimate
-``mirrorscale_prediction``    a :class:`Prediction`: one forecast for one run
-``mirrorscale_allocation``    an :class:`Allocation`: one sizing decision with its reason
-``mirrorscale_mirror_state``  a :class:`MirrorState`: one mirror life-cycle transition
-============================  =====================================================
+==============================  =====================================================
+table                           one row is
+==============================  =====================================================
+``mirrorscale_task``            a task known to the store (engine, pipeline, task id)
+``mirrorscale_trace``           an :class:`ExecutionTrace`: one measured run attempt
+``mirrorscale_trace_samples``   the bounded resource time series of one trace
+``mirrorscale_shadow``          a :class:`ResourceShadow`: one mirror run and its estimate
+``mirrorscale_prediction``      a :class:`Prediction`: one forecast for one run
+``mirrorscale_allocation``      an :class:`Allocation`: one sizing decision with its reason
+``mirrorscale_mirror_state``    a :class:`MirrorState`: one mirror life-cycle transition
+``mirrorscale_model_snapshot``  a :class:`ModelSnapshot`: a task's fitted model as versioned JSON
+==============================  =====================================================
 """
 
 from __future__ import annotations
@@ -277,3 +278,28 @@ class MirrorState(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
 
     task: Mapped[Task] = relationship(lazy="joined", innerjoin=True)
+
+
+class ModelSnapshot(Base):
+    """A task's fitted allocator model saved as versioned JSON (never pickled), one per task and method.
+
+    A new process restores it and feeds only the runs started at or after
+    ``watermark`` instead of refitting the task's history
+    (:mod:`mirrorscale.allocator.snapshot`). A snapshot whose ``version`` or
+    ``state`` this code cannot read is skipped with a warning and refitted.
+    """
+
+    __tablename__ = "mirrorscale_model_snapshot"
+    __table_args__ = (UniqueConstraint("task_pk", "method"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    task_pk: Mapped[int] = mapped_column(ForeignKey("mirrorscale_task.id", ondelete="CASCADE"))
+    method: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    """Layout version of ``state``."""
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    """Successful runs the model had learned from."""
+    watermark: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """``started_at`` of the newest run the model had seen."""
+    state: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

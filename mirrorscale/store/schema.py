@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, inspect, text
 
 VERSION_TABLE = "alembic_version_mirrorscale"
-SCHEMA_REVISION = "20261127_0002"
+SCHEMA_REVISION = "20261127_0003"
 """Head revision of the migrations this code was written for."""
 
 _PG_LOCK_KEY = 0x6D697272  # "mirr": advisory lock id for migrations on PostgreSQL
@@ -125,6 +125,8 @@ class _migration_lock:
         self.conn = self.engine.connect()
         if self.conn.dialect.name == "postgresql":
             self.conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_LOCK_KEY})
+            # mirrorscale's connections commit asynchronously (store.engine); a schema change waits for the disk
+            self.conn.execute(text("SET LOCAL synchronous_commit TO on"))
         return self.conn
 
     def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]

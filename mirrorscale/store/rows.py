@@ -1,0 +1,86 @@
+"""Light read-only rows of the hot path: the trace columns a model reads, without ORM objects.
+
+A sizing decision reads a task's newest runs twice (the mirror life cycle's
+window and the allocator's incremental refit). Materialising them as ORM
+:class:`~mirrorscale.store.models.ExecutionTrace` objects (identity map,
+joined task row, every column) costs more than the query itself, so
+:meth:`HistoryStore.traces_since` returns :class:`TraceRow` tuples built
+from a Core ``SELECT`` of :data:`TRACE_ROW_COLUMNS` only. The statements are
+built once, with bound parameters, so SQLAlchemy compiles each one once per
+process.
+
+=======================  ===================================================
+statement                plan (both stores)
+=======================  ===================================================
+:data:`NEWEST`           ``(task_pk, started_at)`` index, backwards, ``LIMIT``
+:data:`SINCE`            ``(task_pk, started_at)`` index range, ``LIMIT``
+=======================  ===================================================
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import bindparam, select
+
+from mirrorscale.store.models import ExecutionTrace
+
+
+class TraceRow(NamedTuple):
+    """One stored run as the allocator, the life cycle and ``explain`` read it (read-only).
+
+    The fields are :class:`~mirrorscale.store.models.ExecutionTrace` columns of
+    the same names; use :meth:`HistoryStore.latest_traces` for whole rows.
+    """
+
+    id: int
+    run_id: str
+    try_number: int
+    started_at: datetime
+    outcome: str
+    features: Any
+    input_size_bytes: int | None
+    peak_rss_bytes: int | None
+    cpu_seconds: float | None
+    wall_seconds: float | None
+    branch: str | None
+    allocated_memory_bytes: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        """This row as JSON-ready values (``started_at`` as ISO 8601)."""
+        return {**self._asdict(), "started_at": self.started_at.isoformat()}
+
+    @classmethod
+    def from_json(cls, doc: Any) -> TraceRow:
+        """The row :meth:`to_json` wrote; ``ValueError`` naming the problem when ``doc`` is not one."""
+        if not isinstance(doc, dict) or set(doc) != set(cls._fields):
+            raise ValueError(f"a stored trace row needs exactly the fields {', '.join(cls._fields)}")
+        try:
+            started = datetime.fromisoformat(doc["started_at"])
+        except (TypeError, ValueError):
+            raise ValueError(f"started_at {doc['started_at']!r} is not an ISO 8601 time") from None
+        if started.tzinfo is None:
+            raise ValueError(f"started_at {doc['started_at']!r} has no time zone")
+        return cls(**{**doc, "started_at": started})
+
+
+_trace = ExecutionTrace.__table__.c
+TRACE_ROW_COLUMNS = tuple(_trace[name] for name in TraceRow._fields)
+"""The columns :class:`TraceRow` holds, in its field order."""
+
+NEWEST = (
+    select(*TRACE_ROW_COLUMNS)
+    .where(_trace.task_pk == bindparam("task_pk"))
+    .order_by(_trace.started_at.desc(), _trace.id.desc())
+    .limit(bindparam("limit"))
+)
+"""The newest ``:limit`` runs of task ``:task_pk``, newest first."""
+
+SINCE = (
+    select(*TRACE_ROW_COLUMNS)
+    .where(_trace.task_pk == bindparam("task_pk"), _trace.started_at >= bindparam("after", type_=_trace.started_at.type))
+    .order_by(_trace.started_at, _trace.id)
+    .limit(bindparam("limit"))
+)
+"""Runs of task ``:task_pk`` started at or after ``:after``, oldest first, at most ``:limit``."""
