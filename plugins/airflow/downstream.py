@@ -12,7 +12,12 @@ sized by the policy hook when they expand), the upstream's task process
    run's id), when the policy has ``mirror = true`` and the mirror life cycle
    (:class:`~mirrorscale.lifecycle.MirrorLifecycle`: a hotspot, on the predicted
    path, due) says so; a downstream already sized from a mirror in this run
-   (by another of its upstreams) is skipped,
+   (by another of its upstreams) is skipped, and so is one whose mirror
+   another upstream has claimed: before mirroring, the upstream claims the
+   downstream at the api-server (:func:`mirrorscale.plugins.airflow.web.claim_mirror`,
+   claim-once under the task instance's row lock), so two upstreams finishing at
+   once on two workers never mirror it twice. When the claim cannot be asked
+   for (api-server down), the upstream mirrors anyway (its post fails the same way),
 3. posts the input size and the shadow id to the plugin's endpoint on the
    api-server (:func:`mirrorscale.plugins.airflow.web.allocate_waiting`), which
    decides the allocation and, in mode ``enforce``, updates the waiting task
@@ -40,13 +45,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["wrap_execute", "mirror_downstream", "post_allocation"]
+__all__ = ["wrap_execute", "mirror_downstream", "post_allocation", "claim_mirror", "mirrored_in_run"]
 
 log = logging.getLogger("mirrorscale.airflow")
 
@@ -150,6 +156,10 @@ def _one(ti: Any, result: Any, down: Any, policy: Any, policies: Any) -> dict[st
     lifecycle: dict[str, Any] | None = None
     fn = getattr(down, "python_callable", None)
     if policy.mirror and fn is not None:
+        claim = claim_mirror(ti, down)
+        if claim is not None and not claim.get("claimed"):
+            return {"task_id": down.task_id, "skipped": f"mirror claimed by {claim.get('by') or 'another upstream'}"
+                    if claim.get("by") else f"already sized from mirror shadow {claim.get('shadow_id')} in this run"}
         decision = _lifecycle_step(ti, down, result, policies)
         lifecycle = {"state": decision.state, "mirror_now": decision.mirror_now, "reason": decision.reason}
         if decision.mirror_now:
@@ -171,14 +181,20 @@ def _already_mirrored(ti: Any, down: Any) -> int | None:
     A task with several upstreams is sized by the first one that finishes with
     all its inputs known; the others see the stored allocation and do not mirror again.
     """
-    from mirrorscale.plugins.airflow.listener import _store, run_allocation
+    from mirrorscale.plugins.airflow.listener import _store
 
-    store = _store()
-    allocation = run_allocation(store, str(ti.dag_id), str(down.task_id), str(ti.run_id))
+    return mirrored_in_run(_store(), str(ti.dag_id), str(down.task_id), str(ti.run_id))
+
+
+def mirrored_in_run(store: Any, dag_id: str, task_id: str, run_id: str) -> int | None:
+    """The id of the shadow of ``run_id`` that ``task_id`` was last sized from, else None."""
+    from mirrorscale.plugins.airflow.listener import run_allocation
+
+    allocation = run_allocation(store, dag_id, task_id, run_id)
     if allocation is None or allocation.source != "shadow" or allocation.shadow_id is None:
         return None
     shadow = store.shadow(int(allocation.shadow_id))  # this run's mirror, not an earlier run's fresh shadow
-    return None if shadow is None or shadow.run_id != str(ti.run_id) else int(shadow.id)
+    return None if shadow is None or shadow.run_id != run_id else int(shadow.id)
 
 
 def on_path(ti: Any, result: Any, task_id: str) -> bool:
@@ -247,8 +263,31 @@ def _token(base: str) -> str | None:
     return _TOKENS[base]
 
 
+def claim_mirror(ti: Any, down: Any) -> dict[str, Any] | None:
+    """Claim mirroring ``down`` in ``ti``'s run at the api-server; its answer, or None when it cannot answer.
+
+    The claimant is this upstream task instance on this host and process.
+    None (api-server unreachable, refused, an older server without the route)
+    lets the caller go on as before: it mirrors, and its post fails the same way.
+    """
+    claimant = f"{ti.task_id}[{getattr(ti, 'map_index', -1)}]@{socket.gethostname()}:{os.getpid()}"
+    try:
+        return _post(str(ti.dag_id), str(ti.run_id), str(down.task_id), "mirror-claim",
+                     {"map_index": -1, "by": claimant}, timeout=10)
+    except (OSError, RuntimeError, ValueError) as exc:
+        log.info("mirrorscale could not claim the mirror of %s.%s (%s); mirroring without a claim",
+                 ti.dag_id, down.task_id, exc)
+        return None
+
+
 def post_allocation(dag_id: str, run_id: str, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
     """POST to the plugin's allocation endpoint on the api-server; the JSON answer (raises on HTTP errors)."""
+    return _post(dag_id, run_id, task_id, "allocation", body)
+
+
+def _post(dag_id: str, run_id: str, task_id: str, route: str, body: dict[str, Any], *,
+          timeout: float = 20) -> dict[str, Any]:
+    """POST ``body`` to one of the plugin's task-instance routes; the JSON answer (raises on HTTP errors)."""
     from urllib.parse import quote
 
     from mirrorscale.plugins.airflow.plugin import URL_PREFIX
@@ -259,10 +298,10 @@ def post_allocation(dag_id: str, run_id: str, task_id: str, body: dict[str, Any]
     if token:
         headers["Authorization"] = f"Bearer {token}"
     path = (f"{URL_PREFIX}/airflow/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/tasks/"
-            f"{quote(task_id, safe='')}/allocation")
+            f"{quote(task_id, safe='')}/{route}")
     request = urllib.request.Request(base + path, data=json.dumps(body).encode(), headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=20) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")[:300]

@@ -11,7 +11,10 @@ succeeds, fails or skips itself. The trace is then written with
 Outcomes: success (skipped tasks too, with ``features["skipped"] = True``);
 ``oom_killed`` when the task raised ``MemoryError``; ``timed_out`` for
 Airflow's task timeout; ``failed`` otherwise. A task SIGKILLed from outside
-gets no listener call at all (see DESIGN.md) and is not recorded here.
+gets no listener call at all (see DESIGN.md): in real task processes a
+detached watcher (:mod:`mirrorscale.plugins.airflow.exit_watch`) stores it as
+``oom_killed`` when the kernel's OOM killer took it (``features["killed_by"] =
+"kernel-oom"``); other such endings are not recorded.
 
 Mode ``enforce`` with a memory allocation (``executor_config["mirrorscale"]
 ["memory_bytes"]``): a :class:`~mirrorscale.guard.MemoryGuard`
@@ -65,6 +68,7 @@ class _Run:
     allocated: dict[str, Any] = field(default_factory=dict)
     mode: str = "observe"
     guard: Any = None
+    watch: Any = None
     warned: bool = False
 
 
@@ -102,9 +106,13 @@ class TaskRecorder:
             run = _Run(key=_key(ti), started_at=datetime.now(timezone.utc))
             with self._lock:
                 self._runs[run.key] = run
+            run.watch = _start_exit_watch(run)  # before the monitor: the watcher is not part of the task
             run.monitor = _start_monitor()
             run.features, run.allocated, run.mode = _describe(ti, run)
             run.guard = self._guard(run)
+            if run.watch is not None:
+                run.watch.describe({"key": list(run.key), "started_at": run.started_at.isoformat(),
+                                    "features": run.features, "allocated": run.allocated})
         except Exception as exc:  # noqa: BLE001 - never fail the task
             self._warn(run, "could not start measuring", exc)
         try:
@@ -134,6 +142,7 @@ class TaskRecorder:
         with self._lock:
             if self._runs.pop(run.key, None) is None:
                 return  # the task already ended and was recorded
+        _watch_done(run)
         run.features["breach_rss_bytes"] = rss
         usage = run.monitor.stop()
         _write_bounded(lambda: _record(run, usage, datetime.now(timezone.utc), "oom_killed", None))
@@ -144,6 +153,8 @@ class TaskRecorder:
         try:
             with self._lock:
                 run = self._runs.pop(_key(ti), None)
+            if run is not None:
+                _watch_done(run)  # a terminal call: the exit watcher has nothing to record
             if run is None or run.monitor is None:
                 return  # not measured (disabled, or starting failed and already warned)
             ended_at = datetime.now(timezone.utc)
@@ -171,6 +182,29 @@ class TaskRecorder:
         where = "" if run is None else f" of {run.key[0]}.{run.key[1]} ({store_run_id(run.key)})"
         log.warning("mirrorscale %s%s: %s: %s; the task runs with its own settings",
                     what, where, type(exc).__name__, exc)
+
+
+def _start_exit_watch(run: _Run) -> Any:
+    """A :class:`~mirrorscale.plugins.airflow.exit_watch.Watch` of this task process, or None (see its ENV)."""
+    from mirrorscale.plugins.airflow import exit_watch
+
+    wanted = (os.environ.get(exit_watch.ENV) or "auto").strip().lower()
+    if wanted in ("0", "false", "no", "off") or (wanted == "auto" and not _supervised_task_process()):
+        return None
+    try:
+        return exit_watch.start()
+    except Exception as exc:  # noqa: BLE001 - the task runs on; only kernel OOM kills go unrecorded
+        TaskRecorder._warn(run, "could not watch for kernel OOM kills", exc)
+        return None
+
+
+def _watch_done(run: _Run) -> None:
+    """Tell the exit watcher the run is recorded here (it then leaves without writing)."""
+    if run.watch is not None:
+        try:
+            run.watch.done()
+        except OSError:
+            pass  # the watcher is gone: nothing would record twice
 
 
 def _start_monitor() -> Any:

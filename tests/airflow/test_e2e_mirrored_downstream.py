@@ -13,7 +13,9 @@ example ``ms_mirrored_downstream`` twice:
    the store has ``crunch``'s trace with what was applied, and the shadow.
 2. ``api-down``: the worker's password is rejected by the api-server (401):
    ``produce`` still succeeds with one warning in its log, and ``crunch`` runs
-   with the settings it already had.
+   with the settings it already had. While ``crunch`` waits, six claimants
+   ask at once to mirror it (as upstreams on six workers would): exactly one
+   gets the claim (PostgreSQL row lock), the others are told who has it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
@@ -206,6 +209,26 @@ def airflow(tmp_path: Path, pg_database: str) -> Any:
         af.stop()
 
 
+def _claims(af: _Airflow, run_id: str, n: int) -> list[dict[str, Any]]:
+    """``n`` mirror claims for ``crunch`` in ``run_id``, sent at the same moment from ``n`` threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = f"{af.base}/mirrorscale/airflow/dags/{DAG_ID}/runs/{run_id}/tasks/crunch/mirror-claim"
+    token = af.token("admin", "admin-pw")
+    gate = threading.Barrier(n)
+
+    def claim(k: int) -> dict[str, Any]:
+        body = json.dumps({"map_index": -1, "by": f"upstream-{k}"}).encode()
+        request = urllib.request.Request(url, data=body, method="POST", headers={
+            "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+        gate.wait()
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(claim, range(n)))
+
+
 def _allocation(store: Any, allocation_id: int) -> Any:
     from sqlalchemy import select
 
@@ -216,7 +239,7 @@ def _allocation(store: Any, allocation_id: int) -> Any:
 
 
 def _trace(store: Any, run_id: str) -> Any:
-    return next(t for t in store.traces_since(KEY, None, limit=100) if t.run_id == run_id)
+    return next(t for t in store.latest_traces(*KEY, limit=100) if t.run_id == run_id)
 
 
 def test_downstream_gets_its_mirrored_allocation_before_it_starts(airflow: Any, tmp_path: Path) -> None:
@@ -249,6 +272,8 @@ def test_downstream_gets_its_mirrored_allocation_before_it_starts(airflow: Any, 
           f"({hook.source})\ncrunch after:  pool_slots={after['pool_slots']} "
           f"executor_config={after['executor_config']} ({applied.source}, shadow {applied.shadow_id}; "
           f"state {after['state']}, not started)")
+    late = _claims(af, "mirrored", 2)  # upstreams finishing later: sized from this run's mirror, no new one
+    assert [c["claimed"] for c in late] == [False, False] and {c["shadow_id"] for c in late} == {applied.shadow_id}
     release.touch()
     assert af.wait_for("run mirrored ended", lambda: af.run_state("mirrored"), 180) == "success"
     final = af.crunch("mirrored")
@@ -270,7 +295,15 @@ def test_downstream_gets_its_mirrored_allocation_before_it_starts(airflow: Any, 
 
     # -- 2. api-down: the api-server refuses the worker (401); the DAG runs with its own settings
     af.passwords.write_text(json.dumps({"admin": "admin-pw", WORKER[0]: "changed"}) + "\n")
-    af.trigger("api-down", {"kib": 100, "hold": 0})
+    release = tmp_path / "release-api-down"
+    af.trigger("api-down", {"kib": 100, "hold": 150, "release_file": str(release)})
+    af.wait_for("crunch waiting in api-down", lambda: (af.crunch("api-down") or {}).get("state") in WAITING, 120)
+    claims = _claims(af, "api-down", 6)  # the double-mirror race: one claim wins, the rest are told who has it
+    winners = [c["by"] for c in claims if c["claimed"]]
+    assert len(winners) == 1, claims
+    assert all(c["by"] == winners[0] for c in claims if not c["claimed"]), claims
+    print(f"six simultaneous mirror claims: {winners[0]} won; the {len(claims) - 1} others were told it has it")
+    release.touch()
     assert af.wait_for("run api-down ended", lambda: af.run_state("api-down"), 180) == "success"
     row = af.crunch("api-down")
     kept = _allocation(store, row["mirrorscale"]["allocation_id"])
