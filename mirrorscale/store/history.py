@@ -18,9 +18,10 @@ import fnmatch
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, case, delete, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mirrorscale import config
@@ -37,11 +38,12 @@ from mirrorscale.store.models import (
     TraceSamples,
     utcnow,
 )
-from mirrorscale.store.rows import NEWEST, SINCE, TraceRow
+from mirrorscale.store.rows import NEWEST, SINCE, TraceRow, detached, newest_records
 from mirrorscale.store.schema import ensure_schema
 
 TaskKey = tuple[str, str, str]
 """``(engine, pipeline_id, task_id)``."""
+T = TypeVar("T")
 
 _TRACE_COLUMNS = writes.TRACE_COLUMNS
 _SNAPSHOT = select(ModelSnapshot.version, ModelSnapshot.runs, ModelSnapshot.watermark, ModelSnapshot.state,
@@ -107,8 +109,9 @@ class HistoryStore:
     def writing(self) -> Iterator[Session]:
         """A session in one write transaction, committed on success, rolled back on error."""
         try:
-            with self._sessions() as session, session.begin():
+            with self._live(self._sessions) as session:  # its transaction began with the ping (or begins now)
                 yield session
+                session.commit()
         except BaseException:
             self._task_pks.clear()  # task rows created in the failed transaction are gone
             raise
@@ -116,8 +119,45 @@ class HistoryStore:
     @contextmanager
     def reading(self) -> Iterator[Session]:
         """A session for reads only (never takes SQLite's write lock)."""
-        with self._readonly() as session:
+        with self._live(self._readonly) as session:
             yield session
+
+    def _live(self, factory: sessionmaker[Session]) -> Session:
+        """A session whose PostgreSQL connection answered a ping (a dead pooled one is replaced once).
+
+        The pool does not ping on checkout (that would double the round trips
+        of the hot path, :meth:`_once`); sessions, which may run many
+        statements, check their connection here instead.
+        """
+        session = factory()
+        if self.dialect != "postgresql":
+            return session
+        try:
+            session.connection().exec_driver_sql("SELECT 1")  # begins the session's transaction on it
+        except DBAPIError as exc:
+            session.close()
+            if not exc.connection_invalidated:
+                raise
+            session = factory()
+        return session
+
+    def _once(self, operation: Callable[[Connection], T]) -> T:
+        """Run ``operation`` (statements that are each their own transaction, safe to repeat) on one connection.
+
+        If the pooled connection turns out dead (server restarted, connection
+        cut, backend terminated), the pool is refreshed and ``operation`` runs
+        once more on a new connection: every hot-path write is idempotent
+        (trace inserts skip stored keys, snapshots are upserts) or a single
+        statement that failed before it committed.
+        """
+        try:
+            with self._single.connect() as conn:
+                return operation(conn)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        with self._single.connect() as conn:
+            return operation(conn)
 
     # -- tasks -------------------------------------------------------------
 
@@ -146,8 +186,7 @@ class HistoryStore:
             return cached
         names = dict(zip(("engine", "pipeline_id", "task_id"), key))
         if session is None:
-            with self._single.connect() as conn:
-                pk = conn.scalar(_TASK_PK, names)
+            pk = self._once(lambda conn: conn.scalar(_TASK_PK, names))
         else:
             pk = session.scalar(_TASK_PK, names)
         if pk is not None:
@@ -192,8 +231,7 @@ class HistoryStore:
         try:
             if self.dialect == "postgresql":
                 # one statement, its own transaction: trace and samples land together or not at all
-                with self._single.connect() as conn:
-                    trace_id = writes.insert_trace_pg(conn, self.task_pk(conn, key), row, samples)
+                trace_id = self._once(lambda conn: writes.insert_trace_pg(conn, self.task_pk(conn, key), row, samples))
             else:
                 with self.engine.begin() as conn:  # BEGIN IMMEDIATE
                     trace_id = writes.insert_trace(conn, self.task_pk(conn, key), row, samples)
@@ -282,13 +320,20 @@ class HistoryStore:
     def save(self, key: TaskKey, record: Allocation | ResourceShadow | Prediction | MirrorState) -> int:
         """Store a transient decision record (made by the allocator or a mirror) for task ``key``.
 
-        Returns its id; ``record`` is detached afterwards and keeps its values.
+        One ``INSERT ... RETURNING`` on a connection of its own (no session, no
+        flush). Returns its id; ``record`` keeps its values and gets ``id`` and
+        ``task_pk``.
         """
-        with self.writing() as session:
-            record.task_pk = self.task_pk(session, key)
-            session.add(record)
-            session.flush()
-            return record.id
+        def insert(conn: Connection) -> int:
+            record.task_pk = self.task_pk(conn, key)
+            return writes.insert_record(conn, record)
+
+        try:
+            record.id = self._once(insert)
+        except BaseException:
+            self._task_pks.clear()
+            raise
+        return record.id
 
     def record_allocation(self, key: TaskKey, **columns: Any) -> int:
         """Store one :class:`Allocation` for task ``key``; return its id."""
@@ -320,12 +365,11 @@ class HistoryStore:
         pk = self.known_task_pk(None, key)
         if pk is None:
             return []
-        with self._single.connect() as conn:
-            if after is None:
-                rows = conn.execute(NEWEST, {"task_pk": pk, "limit": limit}).all()
-                rows.reverse()
-            else:
-                rows = conn.execute(SINCE, {"task_pk": pk, "after": after, "limit": limit}).all()
+        if after is None:
+            rows = self._once(lambda conn: conn.execute(NEWEST, {"task_pk": pk, "limit": limit}).all())
+            rows.reverse()
+        else:
+            rows = self._once(lambda conn: conn.execute(SINCE, {"task_pk": pk, "after": after, "limit": limit}).all())
         return [TraceRow(*row) for row in rows]
 
     def latest_shadow(self, key: TaskKey) -> ResourceShadow | None:
@@ -364,8 +408,7 @@ class HistoryStore:
         pk = self.known_task_pk(None, key)
         if pk is None:
             return None
-        with self._single.connect() as conn:
-            return conn.execute(_SNAPSHOT, {"task_pk": pk, "method": method}).first()
+        return self._once(lambda conn: conn.execute(_SNAPSHOT, {"task_pk": pk, "method": method}).first())
 
     def save_model(self, key: TaskKey, method: str, *, version: int, runs: int, watermark: datetime | None,
                    state: dict[str, Any], replace: bool = False) -> bool:
@@ -374,12 +417,12 @@ class HistoryStore:
         A stored snapshot with a newer ``watermark`` (another process got
         further) is kept unless ``replace`` (used when the stored one is unreadable).
         """
-        with self._single.connect() as conn:
-            pk = self.task_pk(conn, key)
-            result = conn.execute(writes.upsert_snapshot(self.dialect, replace), {
-                "task_pk": pk, "method": method, "version": version, "runs": runs, "watermark": watermark,
-                "state": state, "updated_at": utcnow()})
-        return result.rowcount > 0
+        def upsert(conn: Connection) -> int:
+            return conn.execute(writes.upsert_snapshot(self.dialect, replace), {
+                "task_pk": self.task_pk(conn, key), "method": method, "version": version, "runs": runs,
+                "watermark": watermark, "state": state, "updated_at": utcnow()}).rowcount
+
+        return self._once(upsert) > 0
 
     def drop_models(self, key: TaskKey | None = None, method: str | None = None) -> int:
         """Delete stored model snapshots (of task ``key`` / of ``method``; all when None); how many."""
@@ -395,16 +438,17 @@ class HistoryStore:
             return session.execute(statement).rowcount
 
     def _latest(self, model: type, key: TaskKey, *, limit: int | None = None):  # type: ignore[no-untyped-def]
-        """The newest row(s) of ``model`` for task ``key`` by ``created_at`` (one, or a list with ``limit``)."""
+        """The newest row(s) of ``model`` for task ``key`` by ``created_at`` (one, or a list with ``limit``).
+
+        Read with Core and returned as detached instances (no session, no joined task row).
+        """
         pk = self.known_task_pk(None, key)
         if pk is None:
             return [] if limit else None
-        with self.reading() as session:
-            query = (
-                select(model).where(model.task_pk == pk)
-                .order_by(model.created_at.desc(), model.id.desc()).limit(limit or 1)
-            )
-            return list(session.scalars(query)) if limit else session.scalar(query)
+        rows = self._once(lambda conn: conn.execute(newest_records(model), {"task_pk": pk, "limit": limit or 1}).all())
+        found = [detached(model, row) for row in rows]
+        return found if limit else (found[0] if found else None)
+
 
 def _check_columns(row: dict[str, Any]) -> None:
     unknown = sorted(set(row) - _TRACE_COLUMNS)

@@ -20,9 +20,10 @@ statement                plan (both stores)
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Row, bindparam, select
 
 from mirrorscale.store.models import ExecutionTrace
 
@@ -84,3 +85,16 @@ SINCE = (
     .limit(bindparam("limit"))
 )
 """Runs of task ``:task_pk`` started at or after ``:after``, oldest first, at most ``:limit``."""
+
+
+@lru_cache(maxsize=None)
+def newest_records(model: type):  # type: ignore[no-untyped-def]
+    """The newest ``:limit`` rows of ``model`` (shadows, allocations, states) of task ``:task_pk``, newest first."""
+    table = model.__table__
+    return (select(*table.c).where(table.c.task_pk == bindparam("task_pk"))
+            .order_by(table.c.created_at.desc(), table.c.id.desc()).limit(bindparam("limit")))
+
+
+def detached(model: type, row: Row[Any]) -> Any:
+    """A ``model`` instance holding ``row``'s columns, attached to no session (its ``task`` is not loaded)."""
+    return model(**row._mapping)

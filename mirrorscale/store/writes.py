@@ -156,3 +156,13 @@ def upsert_snapshot(dialect: str, replace: bool):  # type: ignore[no-untyped-def
     changed = {name: excluded[name] for name in ("version", "runs", "watermark", "state", "updated_at")}
     where = None if replace else or_(table.c.watermark.is_(None), excluded.watermark >= table.c.watermark)
     return statement.on_conflict_do_update(index_elements=["task_pk", "method"], set_=changed, where=where)
+
+
+def insert_record(conn: Connection, record: Any) -> int:
+    """Insert a decision record (allocation, shadow, prediction, state) in one statement; its new id.
+
+    Columns left None take their defaults (``created_at`` now, ``reason`` empty, ...).
+    """
+    table = type(record).__table__
+    values = {c.key: value for c in table.c if c.key != "id" and (value := getattr(record, c.key)) is not None}
+    return conn.execute(insert(table).returning(table.c.id), values).scalar_one()
