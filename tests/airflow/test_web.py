@@ -105,3 +105,10 @@ def test_allocation_endpoint_requires_airflow_login(airflow_env, api_server: str
     admin = {"Authorization": f"Bearer {token(api_server, 'admin', secrets['admin'])}"}
     status, body = post(url, {"input_size_bytes": 1000}, admin)
     assert status == 404 and "no task instance" in body  # authorized: the ORM lookup ran
+    claim = url.replace("/allocation", "/mirror-claim")
+    assert post(claim, {"by": "produce"})[0] == 401
+    assert post(claim, {"by": "produce"}, viewer)[0] == 403
+    status, body = post(claim, {}, admin)
+    assert status == 422 and "who claims the mirror" in body  # the claimant must say who it is
+    status, body = post(claim, {"by": "produce"}, admin)
+    assert status == 404 and "no task instance" in body
