@@ -39,13 +39,10 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -144,34 +141,6 @@ def outcomes(store: Any, flow_name: str, run_ids: list[str]) -> dict[str, Any]:
             "allocated": [t.allocated_memory_bytes for t in traces if t.allocated_memory_bytes]}
 
 
-def start_api_server(workdir: Path) -> subprocess.Popen[bytes]:
-    """Start one temporary Prefect API server for this benchmark (and its workers); set PREFECT_API_URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PREFECT_HOME": str(workdir / "prefect-home"),
-           "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{workdir / 'prefect.db'}",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_UI_ENABLED": "false"}
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
-                               "--host", "127.0.0.1", "--port", str(port), "--log-level", "error"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                break
-        except OSError:
-            if server.poll() is not None:
-                raise RuntimeError("the Prefect API server exited") from None
-            time.sleep(0.5)
-    else:
-        server.kill()
-        raise RuntimeError("the Prefect API server did not start within 180 s")
-    os.environ.update(PREFECT_API_URL=url, PREFECT_HOME=env["PREFECT_HOME"])
-    return server
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table; exit 1 when the target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -185,13 +154,14 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="mirrorscale-bench-fanout-"))
     os.environ.setdefault("MIRRORSCALE_DATABASE_URL", f"sqlite:///{workdir / 'history.sqlite'}")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from mirrorscale.demo.prefect_server import start_api_server, stop_api_server
+
     server = None if os.environ.get("PREFECT_API_URL") else start_api_server(workdir)
     try:
         return _benchmark(args, workdir)
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(30)
+            stop_api_server(server)
 
 
 def _benchmark(args: argparse.Namespace, workdir: Path) -> int:

@@ -37,25 +37,26 @@ def history_json() -> list[dict[str, Any]]:
 
 def test_examples_run_and_every_task_is_in_the_history(prefect_api: str, traces_of: Any) -> None:
     etl = load_example("growing_etl")
-    assert etl.main(days=2, base_rows=2_000) == [2_000, 4_000]
+    assert etl.main(days=2, base_partitions=2) == [97, 97]  # every key of the made-up table loaded
     branch = load_example("predicted_branch")
-    light, *heavy = branch.main([1_000, 120_000, 150_000])
-    assert light == f"light: {sum(range(1_000))}" and all(h.startswith("heavy: ") for h in heavy)
+    light, *heavy = branch.main([1, 12, 15])
+    assert light == f"light: {int(branch.load_batch.fn(branch.batch_partitions(1)).sum())}"
+    assert len(heavy) == 2 and all(h.startswith("heavy: ") for h in heavy)
     fanout = load_example("memory_fanout")
     assert isinstance(fanout.main(chunks=4, largest_mib=8), int)
 
     # `python FILE` against the configured API (here the session's test server)
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
-    run = subprocess.run([sys.executable, str(EXAMPLES / "growing_etl.py"), "1", "500"], env=env,
+    run = subprocess.run([sys.executable, str(EXAMPLES / "growing_etl.py"), "1", "3"], env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "[500]" in run.stdout
+    assert "[97]" in run.stdout
 
     expected = {
         ("growing-etl", "extract"): 3, ("growing-etl", "transform"): 3, ("growing-etl", "load"): 3,
-        ("predicted-branch", "inspect_batch"): 3, ("predicted-branch", "light_path"): 1,
-        ("predicted-branch", "heavy_path"): 2, ("predicted-branch", "report"): 3,
-        ("memory-fanout", "crunch"): 4, ("memory-fanout", "combine"): 1,
+        ("predicted-branch", "load_batch"): 3, ("predicted-branch", "inspect_batch"): 3,
+        ("predicted-branch", "light_path"): 1, ("predicted-branch", "heavy_path"): 2,
+        ("predicted-branch", "report"): 3, ("memory-fanout", "crunch"): 4, ("memory-fanout", "combine"): 1,
     }
     listed: dict[tuple[str, str], int] = {}
     for trace in history_json():
@@ -65,9 +66,28 @@ def test_examples_run_and_every_task_is_in_the_history(prefect_api: str, traces_
             assert trace["outcome"] == "success" and trace["source"] == "prefect-runner"
     assert listed == expected
 
-    extracts = traces_of("growing-etl")
-    rows = [t.features["param.n_rows"] for t in extracts if t.task.task_id == "extract"]
-    assert sorted(rows) == [500, 2_000, 4_000]  # the policy-named feature, from the decorator
+    # the examples' tasks are in mode recommend: each run was sized before it started, and shown
+    from mirrorscale.plugins.prefect.artifacts import forecast_rows
+
+    transforms = [t for t in traces_of("growing-etl") if t.task.task_id == "transform"]
+    rows = forecast_rows(transforms)
+    assert all(r["allocation"].endswith("(recommended)") and r["forecast peak"] != "n/a" for r in rows)
+    assert [r["evidence"] for r in rows][0] == "policy default"  # the task's own default_memory, cold start
+    assert all(t.allocated_memory_bytes is None for t in transforms)  # recommended, not applied
     crunch = [t for t in traces_of("memory-fanout") if t.task.task_id == "crunch"]
-    biggest = max(crunch, key=lambda t: t.features["param.chunk_mib"])
-    assert biggest.features["param.chunk_mib"] == 8 and biggest.peak_rss_bytes >= 7 * 1024 * 1024
+    biggest = max(crunch, key=lambda t: t.input_size_bytes or 0)
+    assert biggest.input_size_bytes == 8 * 1024 * 1024 // fanout.FACTOR
+    assert biggest.peak_rss_bytes >= 7 * 1024 * 1024
+
+
+def test_example_mode_flag_enforces_the_allocations(prefect_api: str, traces_of: Any) -> None:
+    """`python FILE --mode enforce` applies the allocations (MIRRORSCALE_MODE for that process)."""
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    run = subprocess.run([sys.executable, str(EXAMPLES / "memory_fanout.py"), "2", "4", "--mode", "enforce"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    crunch = [t for t in traces_of("memory-fanout") if t.task.task_id == "crunch"][-2:]
+    assert all(t.allocated_memory_bytes and t.features["allocation"]["mode"] == "enforce" for t in crunch)
+    bad = subprocess.run([sys.executable, str(EXAMPLES / "memory_fanout.py"), "--mode", "sometimes"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--mode" in bad.stderr

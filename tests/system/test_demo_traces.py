@@ -1,4 +1,5 @@
-"""The main job (`python -m mirrorscale.demo`) runs end to end on the embedded SQLite store."""
+"""The demo's recorded-trace part (`python -m mirrorscale.demo traces`) runs on the embedded SQLite store,
+with the core package only (the pipeline part is tested in tests/prefect/test_demo.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def test_demo_imports_replays_and_explains(tmp_path: Path) -> None:
     write_trace(trace, 40)
     env = {**os.environ, "MIRRORSCALE_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
     env.pop("MIRRORSCALE_DATABASE_URL", None)
-    proc = subprocess.run([sys.executable, "-m", "mirrorscale.demo", str(trace)], env=env,
+    proc = subprocess.run([sys.executable, "-m", "mirrorscale.demo", "traces", str(trace)], env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
