@@ -1,51 +1,69 @@
 """Extrapolation: from what mirrors cost on samples to what the full input will cost.
 
 Each metric (peak RSS increase, CPU seconds, wall seconds) is fitted on its
-own, against the input size in bytes:
+own, against the input size in bytes, with one growth law::
 
-======================  ===========================================  ============================
-points                  model                                        example (x20 target)
-======================  ===========================================  ============================
-one size                proportional, band from exponents 0.85..1.15  10 MB -> 200 (127..313)
-slope ~ 1 (or near 0)   ``fixed + rate * size`` (both >= 0)           1%: 5, 2.5%: 8, 5%: 13 -> 203
-slope clearly > 1       power law ``c * size ** p`` on log-log        1%: 1, 2.5%: 4, 5%: 9 -> 579
-slope clearly < 1       whichever of fixed + proportional and the     1%: 10, 2.5%: 16, 5%: 22 ->
-                        power law fits the points better (log space)  power law p=0.49 -> 97
-======================  ===========================================  ============================
+    cost(size) = fixed + rate * size ** p        (fixed >= 0, rate >= 0, 0.25 <= p <= 2)
 
-"Clearly" means more than two standard errors of the log-log slope, computed
-from a measurement noise of 5 % per point (more near the metric's absolute
-noise floor) or from the points' scatter around the line when that is larger;
-points within five noise floors of zero show no shape and are fitted as fixed
-+ proportional. So the growth law is picked by the measured points, never by
-the task: a fixed + proportional cost with both parts non-negative can never
-grow faster than linearly, and a sub-linear one (distinct keys of skewed data,
-workspace that saturates) is either a fixed cost plus a linear part or a power
-law below one, whichever the points say. The band comes from the same noise
-(or residual) on every point, pushed through the fit.
+``fixed`` is what a call costs whatever its input (start-up work, per-call
+set-up, BLAS threads spinning up); ``rate * size ** p`` the part that grows,
+linearly (``p = 1``), slower (``p < 1``: distinct keys of skewed data,
+workspace that saturates) or faster (``p > 1``: sorting, pairwise work).
+:func:`~mirrorscale.mirror.preview` measures ``fixed`` directly with a tiny
+probe (0.1 % of the input, a fiftieth of the default 5 % sample) next to the
+1 % and 5 % samples, so a fixed cost and a sub-linear growth, which look alike
+on the two larger points alone, are told apart. Examples (points at 0.1, 1 and
+5 % of the input; the last column is the estimate for the whole input):
+
+==============================  ==============================  ===============================
+mirror points                   fit                             estimate
+==============================  ==============================  ===============================
+cpu 0.51, 0.60, 1.00 s          fixed 0.5 s + proportional       10.5 s
+peak 0.74, 4.19, 14.0 MiB       sublinear power law (p = 0.77)  141 MiB (the true law: 132)
+cpu 0.011, 0.157, 1.00 s        power law (p = 1.09)             26.4 s (the true law, p = 1.15:
+                                                                 31.3; the prior leans linear)
+==============================  ==============================  ===============================
+
+For each exponent on a grid the fixed part and the rate are a weighted least
+squares (each point's noise: ``noise`` of its value, at least ``floor``); the
+exponent minimises the residual plus a prior ``((p - p0) / sigma) ** 2``.
+Without history the prior is ``p0 = 1``: with sigma 0.1 for CPU and wall time
+(a niced mirror's CPU time on a shared machine varies by 10-20 % from run to
+run, enough to tilt an exponent read over a factor of fifty by 0.1, which
+extrapolated twenty-fold is 35 %), 0.3 for memory (RSS varies less, and
+distinct keys make sub-linear growth common); wall time takes the CPU fit's
+exponent as its ``p0``. The band spans the exponents the points allow (objective
+within 1 of the best, one standard error) widened by the noise.
 
 History (full-size runs of the task: ``(input_size, peak, cpu, wall)``) is
-fitted the same way. When both mirror and history are given, their estimates
-are combined in log space weighted by the inverse square of their band widths;
-``evidence`` names the share of each, and which one dominated.
+fitted the same way. Runs at several sizes measure the growth near the target
+(caches, page faults and collections of a large heap that a 5 % sample cannot
+show), so their exponent becomes the mirror fit's prior; then the mirror's and
+the history's estimates at the target are combined in log space, weighted by
+the inverse square of their band widths. ``evidence`` names the share of each
+and which one dominated.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["METRICS", "CostPoint", "Estimate", "Extrapolation", "combine", "extrapolate", "fit_scaling"]
+__all__ = ["METRICS", "CostPoint", "Estimate", "Extrapolation", "Growth", "combine", "extrapolate",
+           "fit_growth", "fit_scaling"]
 
 METRICS = ("peak_rss_bytes", "cpu_seconds", "wall_seconds")
 """The metrics extrapolated, in the order of :class:`CostPoint`'s fields."""
 
-_NOISE = 0.05
-_FLOOR = {"peak_rss_bytes": 2 * 2**20, "cpu_seconds": 0.01, "wall_seconds": 0.01}
+_NOISE = {"peak_rss_bytes": 0.05, "cpu_seconds": 0.08, "wall_seconds": 0.1}
+_FLOOR = {"peak_rss_bytes": 2**18, "cpu_seconds": 0.005, "wall_seconds": 0.005}
+_PRIOR_SIGMA = {"peak_rss_bytes": 0.3, "cpu_seconds": 0.1, "wall_seconds": 0.1}
+_EXPONENTS = tuple(round(0.25 + 0.005 * i, 3) for i in range(351))  # 0.25 .. 2.0
 _ONE_SIZE_EXPONENTS = (0.85, 1.15)
-_SLOPE_SIGMAS = 2.0  # a log-log slope this many standard errors from 1 is read as a power law
-_POWER_FLOORS = 5  # a power law needs every point this many noise floors above zero
+_BAND_CHI2 = 1.0  # exponents whose objective is within this of the best make the band (one standard error)
+_LINEAR = 0.025  # |p - 1| below this is called proportional
+_HISTORY_SPREAD = 1.5  # history sizes must span this ratio to say how cost grows
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,31 @@ class CostPoint:
 
 
 @dataclass(frozen=True)
+class Growth:
+    """``fixed + rate * (size / unit) ** exponent``: one fitted growth law."""
+
+    fixed: float
+    rate: float
+    exponent: float
+    unit: float = 1.0
+
+    def at(self, size: float) -> float:
+        """The cost this law gives at ``size``."""
+        return self.fixed + self.rate * (size / self.unit) ** self.exponent
+
+    def name(self, target: float) -> str:
+        """``fixed + power law`` and the like, as seen at ``target``."""
+        if abs(self.exponent - 1) <= _LINEAR:
+            law = "proportional"
+        else:
+            law = "power law" if self.exponent > 1 else "sublinear power law"
+        total = self.at(target)
+        if self.rate <= 0:
+            return "fixed"
+        return f"fixed + {law}" if total > 0 and self.fixed / total >= 0.01 else law
+
+
+@dataclass(frozen=True)
 class Estimate:
     """One extrapolated metric: point value, low/high band, model and the evidence shares."""
 
@@ -71,6 +114,7 @@ class Estimate:
     high: float
     model: str
     shares: tuple[tuple[str, float], ...]
+    exponent: float | None = None
 
     @property
     def dominant(self) -> str:
@@ -78,9 +122,10 @@ class Estimate:
         return max(self.shares, key=lambda share: share[1])[0]
 
     def describe(self) -> str:
-        """``model, mirror 80% + history 20%``."""
+        """``fixed + proportional p=1.00, mirror 80% + history 20%``."""
         parts = " + ".join(f"{name} {share:.0%}" for name, share in self.shares)
-        return f"{self.model}, {parts}"
+        exponent = f" p={self.exponent:.2f}" if self.exponent is not None else ""
+        return f"{self.model}{exponent}, {parts}"
 
 
 @dataclass(frozen=True)
@@ -100,92 +145,82 @@ class Extrapolation:
         return "; ".join([head, *lines])
 
 
-def _affine(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
-    """Least-squares ``y = a + b x``."""
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx else 0.0
-    return my - b * mx, b
+def _weighted_line(xs: Sequence[float], ys: Sequence[float], ws: Sequence[float]) -> tuple[float, float, float]:
+    """Weighted least squares ``y = a + b x`` with ``a, b >= 0``: ``(a, b, residual)``."""
+    sw = sum(ws)
+    mx = sum(w * x for w, x in zip(ws, xs)) / sw
+    my = sum(w * y for w, y in zip(ws, ys)) / sw
+    sxx = sum(w * (x - mx) ** 2 for w, x in zip(ws, xs))
+    b = sum(w * (x - mx) * (y - my) for w, x, y in zip(ws, xs, ys)) / sxx if sxx > 0 else 0.0
+    a = my - b * mx
+    if b < 0:  # shrinking with size: a constant
+        a, b = my, 0.0
+    elif a < 0:  # through the origin
+        sxx0 = sum(w * x * x for w, x in zip(ws, xs))
+        a, b = 0.0, (sum(w * x * y for w, x, y in zip(ws, xs, ys)) / sxx0 if sxx0 > 0 else 0.0)
+    residual = sum(w * (y - a - b * x) ** 2 for w, x, y in zip(ws, xs, ys))
+    return a, b, residual
 
 
-def _predict_affine(xs: Sequence[float], ys: Sequence[float], target: float) -> float:
-    a, b = _affine(xs, ys)
-    if b < 0:  # shrinking with size: noise around a constant
-        return sum(ys) / len(ys)
-    if a < 0:
-        a, b = 0.0, sum(ys) / sum(xs)  # rate through the origin
-    return a + b * target
+def fit_growth(sizes: Sequence[float], costs: Sequence[float], *, noise: float = 0.05, floor: float = 0.0,
+               prior: tuple[float, float] = (1.0, 0.3)) -> list[tuple[float, Growth]]:
+    """Every exponent of the grid with its objective (residual + prior), best first.
+
+    ``sizes`` must hold at least two distinct positive values. ``noise`` is the
+    relative measurement noise of one point and ``floor`` its absolute minimum;
+    ``prior`` is ``(p0, sigma)`` of the exponent.
+    """
+    unit = max(sizes)
+    xs0 = [s / unit for s in sizes]
+    ys = [max(0.0, float(c)) for c in costs]
+    ws = [1.0 / max((noise * y) ** 2 + floor**2, 1e-300) for y in ys]
+    p0, sigma = prior
+    fits = []
+    for p in _EXPONENTS:
+        a, b, residual = _weighted_line([x**p for x in xs0], ys, ws)
+        fits.append((residual + ((p - p0) / sigma) ** 2, Growth(a, b, p, unit)))
+    fits.sort(key=lambda fit: fit[0])
+    return fits
 
 
-def _loglog(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float, float]:
-    """Least squares on ``log y = a + p log x``: ``(a, p, residual sum of squares, sxx)``."""
-    us, vs = [math.log(x) for x in xs], [math.log(max(y, 1e-12)) for y in ys]
-    a, p = _affine(us, vs)
-    mean = sum(us) / len(us)
-    sse = sum((v - a - p * u) ** 2 for u, v in zip(us, vs))
-    return a, p, sse, sum((u - mean) ** 2 for u in us)
+def _exponent_spread(fits: list[tuple[float, Growth]]) -> float:
+    """Half the range of exponents within 1 of the best objective (one standard error)."""
+    best = fits[0][0]
+    near = [g.exponent for obj, g in fits if obj <= best + 1.0]
+    return max(0.02, (max(near) - min(near)) / 2)
 
 
-def _predict_power(xs: Sequence[float], ys: Sequence[float], target: float) -> float:
-    a, p, _, _ = _loglog(xs, ys)
-    return math.exp(a + p * math.log(target))
+def _band(fits: list[tuple[float, Growth]], target: float, noise: float) -> tuple[float, float]:
+    best = fits[0][0]
+    values = [g.at(target) for obj, g in fits if obj <= best + _BAND_CHI2]
+    return min(values) * (1 - noise), max(values) * (1 + noise)
 
 
-def _slope_error(ys: Sequence[float], sse: float, sxx: float, floor: float) -> float:
-    """Standard error of the log-log slope: measurement noise (5 %, or the floor near zero)
-    or the scatter the points show around the line, whichever is larger."""
-    model = max(max(_NOISE, floor / y) for y in ys)
-    scatter = math.sqrt(sse / (len(ys) - 2)) if len(ys) > 2 else 0.0
-    return max(model, scatter) / math.sqrt(sxx)
-
-
-def _log_sse(xs: Sequence[float], ys: Sequence[float], predict: Callable[[float], float]) -> float:
-    return sum((math.log(max(predict(x), 1e-12)) - math.log(y)) ** 2 for x, y in zip(xs, ys))
-
-
-def _fit_one(xs: Sequence[float], ys: Sequence[float], target: float, floor: float = 0.0) -> tuple[float, str]:
-    """The point estimate at ``target`` and the name of the growth law the points chose."""
-    if len(set(xs)) == 1:
-        return sum(ys) / len(ys) * target / xs[0], "proportional"
-    if min(ys) <= _POWER_FLOORS * floor:  # within the noise floor: no shape to read
-        return _predict_affine(xs, ys, target), "fixed + proportional"
-    _, slope, sse, sxx = _loglog(xs, ys)
-    if abs(slope - 1) <= _SLOPE_SIGMAS * _slope_error(ys, sse, sxx, floor):
-        return _predict_affine(xs, ys, target), "fixed + proportional"
-    if slope > 1:  # fixed + proportional (both >= 0) cannot grow faster than linear
-        return _predict_power(xs, ys, target), "power law"
-    affine = _log_sse(xs, ys, lambda x: _predict_affine(xs, ys, x))
-    power = _log_sse(xs, ys, lambda x: _predict_power(xs, ys, x))
-    if affine <= power:
-        return _predict_affine(xs, ys, target), "fixed + proportional"
-    return _predict_power(xs, ys, target), "sublinear power law"
-
-
-def fit_scaling(sizes: Sequence[float], costs: Sequence[float], target: float, *,
-                floor: float = 0.0) -> tuple[float, float, float, str]:
+def fit_scaling(sizes: Sequence[float], costs: Sequence[float], target: float, *, floor: float = 0.0,
+                noise: float = 0.05, prior: tuple[float, float] = (1.0, 0.3)) -> tuple[float, float, float, str]:
     """``(value, low, high, model)`` of a cost at ``target`` size from points at ``sizes``.
 
-    The band refits with every point moved by ±5 % (at least ``floor``), lowest
-    points down and highest up and the reverse, and keeps the extremes.
+    One size only: proportional, with a band from exponents 0.85 to 1.15.
     """
+    value, low, high, model, _ = _fit(sizes, costs, target, floor=floor, noise=noise, prior=prior)
+    return value, low, high, model
+
+
+def _fit(sizes: Sequence[float], costs: Sequence[float], target: float, *, floor: float, noise: float,
+         prior: tuple[float, float]) -> tuple[float, float, float, str, float | None]:
     xs, ys = [float(s) for s in sizes], [max(0.0, float(c)) for c in costs]
     if not xs or any(x <= 0 for x in xs):
         raise ValueError("sizes must be positive")
-    value, model = _fit_one(xs, ys, target, floor)
     if len(set(xs)) == 1:
         ratio = target / xs[0]
+        value = sum(ys) / len(ys) * ratio
         low, high = min(ys) * ratio ** _ONE_SIZE_EXPONENTS[0], max(ys) * ratio ** _ONE_SIZE_EXPONENTS[1]
-        return value, min(low, value), max(high, value), model
-    order = sorted(range(len(xs)), key=lambda i: xs[i])
-    half = len(xs) / 2
-    residual = [abs(y - _fit_one(xs, ys, x, floor)[0]) for x, y in zip(xs, ys)]
-    noise = [max(_NOISE * y, floor, r) for y, r in zip(ys, residual)]
-    tilted = []
-    for sign in (1, -1):
-        moved = [ys[i] + sign * noise[i] * (1 if rank >= half else -1) for rank, i in enumerate(order)]
-        tilted.append(_fit_one(xs, [max(m, 0.0) for m in moved], target, floor)[0])
-    return value, min(value, *tilted), max(value, *tilted), model
+        return value, min(low, value), max(high, value), "proportional", None
+    fits = fit_growth(xs, ys, noise=noise, floor=floor, prior=prior)
+    best = fits[0][1]
+    value = best.at(target)
+    low, high = _band(fits, target, noise)
+    return value, min(low, value), max(high, value), best.name(target), best.exponent
 
 
 def combine(estimates: Iterable[tuple[str, float, float, float, str]]) -> Estimate:
@@ -203,11 +238,31 @@ def combine(estimates: Iterable[tuple[str, float, float, float, str]]) -> Estima
     return Estimate(value, min(low, value), max(high, value), model, shares)
 
 
-def _source_estimate(points: Sequence[CostPoint], metric: str, target: float, source: str,
-                     ) -> tuple[str, float, float, float, str]:
-    value, low, high, model = fit_scaling([p.size for p in points], [p.value(metric) for p in points],
-                                          target, floor=_FLOOR[metric])
-    return source, value, low, high, model
+def _history_prior(past: Sequence[CostPoint], metric: str) -> tuple[float, float] | None:
+    """The exponent (and its standard error) history's runs show, when their sizes differ enough."""
+    sizes = [p.size for p in past]
+    if len(set(sizes)) < 2 or max(sizes) / min(sizes) < _HISTORY_SPREAD:
+        return None
+    fits = fit_growth(sizes, [p.value(metric) for p in past], noise=_NOISE[metric], floor=_FLOOR[metric],
+                      prior=(1.0, 0.5))
+    return fits[0][1].exponent, _exponent_spread(fits)
+
+
+def _metric(now: Sequence[CostPoint], past: Sequence[CostPoint], metric: str, target: float,
+            prior: tuple[float, float]) -> Estimate:
+    sources, exponent = [], None
+    if now:
+        value, low, high, model, exponent = _fit([p.size for p in now], [p.value(metric) for p in now], target,
+                                                 floor=_FLOOR[metric], noise=_NOISE[metric], prior=prior)
+        sources.append(("mirror", value, low, high, model))
+    if past:
+        value, low, high, model, history_exponent = _fit(
+            [p.size for p in past], [p.value(metric) for p in past], target, floor=_FLOOR[metric],
+            noise=_NOISE[metric], prior=(1.0, 0.5))
+        sources.append(("history", value, low, high, model))
+        exponent = exponent if exponent is not None else history_exponent
+    estimate = combine(sources)
+    return Estimate(estimate.value, estimate.low, estimate.high, estimate.model, estimate.shares, exponent)
 
 
 def extrapolate(mirror: Sequence[CostPoint], target_size: float, *,
@@ -222,12 +277,10 @@ def extrapolate(mirror: Sequence[CostPoint], target_size: float, *,
     now = [p for p in mirror if p.size > 0]
     if not now and not past:
         raise ValueError("need at least one mirror point or one past run with a positive input size")
-    metrics = {}
+    metrics: dict[str, Estimate] = {}
     for metric in METRICS:
-        sources = []
-        if now:
-            sources.append(_source_estimate(now, metric, target_size, "mirror"))
-        if past:
-            sources.append(_source_estimate(past, metric, target_size, "history"))
-        metrics[metric] = combine(sources)
+        prior = _history_prior(past, metric) or (1.0, _PRIOR_SIGMA[metric])
+        if metric == "wall_seconds" and metrics["cpu_seconds"].exponent is not None and not past:
+            prior = (metrics["cpu_seconds"].exponent, _PRIOR_SIGMA[metric])  # wall grows like the CPU it needs
+        metrics[metric] = _metric(now, past, metric, target_size, prior)
     return Extrapolation(target_size=target_size, **metrics)

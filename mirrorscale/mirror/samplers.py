@@ -15,9 +15,10 @@ numpy array                 rows (axis 0), in order
 str, bytes, numbers, None   unchanged (scalars)
 ==========================  ==================================================
 
-Samples are reproducible: the same seed and fraction give the same sample, and
-for one seed a smaller fraction keeps a prefix of the same random order, so a
-2 % sample is part of the 5 % sample. ``samplers`` replaces the sampler of
+Samples are reproducible: the same seed and fraction give the same sample.
+:func:`subsample` draws a smaller sample from a larger one (as ``preview`` does
+for its probe and 1 % samples), so the smaller is part of the larger and costs
+time in proportion to the sample, not to the input. ``samplers`` replaces the sampler of
 named arguments (a keyword name or a positional index) with a callable
 ``sampler(value, fraction, seed) -> value`` or a ``"module:function"`` reference,
 as a policy would name it. The sizes of the input before and after sampling
@@ -37,7 +38,7 @@ from mirrorscale.features import file_size, is_path_list, value_size
 
 __all__ = [
     "SampledInput", "Sampler", "resolve_sampler", "sample_count", "sample_inputs",
-    "sample_paths_by_bytes", "sample_paths_by_count", "sample_positions", "sample_value",
+    "sample_paths_by_bytes", "sample_paths_by_count", "sample_positions", "sample_value", "subsample",
 ]
 
 Sampler = Callable[[Any, float, int], Any]
@@ -51,19 +52,20 @@ def sample_count(n: int, fraction: float) -> int:
 
 
 def sample_positions(n: int, fraction: float, seed: int) -> list[int]:
-    """Sorted positions of a reproducible ``fraction`` of ``range(n)``.
+    """Sorted positions of a reproducible ``fraction`` of ``range(n)`` (seeded, without replacement)."""
+    return _positions(n, fraction, seed).tolist()
 
-    The positions are a prefix of one seeded permutation, so for one seed the
-    sample of a smaller fraction is contained in that of a larger one.
-    """
+
+def _positions(n: int, fraction: float, seed: int) -> Any:
+    """:func:`sample_positions` as a sorted numpy array, in time proportional to the sample."""
     import numpy as np
 
     k = sample_count(n, fraction)
     if k == n:
-        return list(range(n))
-    order = np.random.default_rng(seed).permutation(n)[:k]
-    order.sort()
-    return order.tolist()
+        return np.arange(n)
+    chosen = np.random.default_rng(seed).choice(n, k, replace=False)
+    chosen.sort()
+    return chosen
 
 
 def _is_instance_of(value: Any, module: str, names: tuple[str, ...]) -> bool:
@@ -94,7 +96,7 @@ def _rebuild(value: Sequence[Any], items: list[Any]) -> Any:
 
 def sample_paths_by_count(paths: Sequence[Any], fraction: float, seed: int) -> Any:
     """A reproducible ``fraction`` of the files, counted in files, in their original order."""
-    return _rebuild(paths, [paths[i] for i in sample_positions(len(paths), fraction, seed)])
+    return _rebuild(paths, _take(paths, sample_positions(len(paths), fraction, seed)))
 
 
 def sample_paths_by_bytes(paths: Sequence[Any], fraction: float, seed: int) -> Any:
@@ -130,17 +132,26 @@ def sample_value(value: Any, fraction: float, seed: int) -> Any:
     if _is_scalar(value):
         return value
     if _is_pandas(value):
-        return value.iloc[sample_positions(len(value), fraction, seed)]
+        return value.iloc[_positions(len(value), fraction, seed)]
     if _is_numpy(value):
-        return value[sample_positions(len(value), fraction, seed)]
+        return value[_positions(len(value), fraction, seed)]
     if isinstance(value, Mapping):  # dict of partitions: each partition sampled, keys kept
         parts = {k: sample_value(v, fraction, seed) for k, v in value.items()}
         return parts if type(value) is dict else _same_mapping(value, parts)
     if isinstance(value, (list, tuple)) and is_path_list(value):
         return sample_paths_by_bytes(value, fraction, seed)
     if isinstance(value, (list, tuple)):
-        return _rebuild(value, [value[i] for i in sample_positions(len(value), fraction, seed)])
+        return _rebuild(value, _take(value, sample_positions(len(value), fraction, seed)))
     return value
+
+
+def _take(value: Sequence[Any], positions: list[int]) -> list[Any]:
+    """``[value[i] for i in positions]``, in C."""
+    import operator
+
+    if len(positions) == 1:
+        return [value[positions[0]]]
+    return list(operator.itemgetter(*positions)(value)) if positions else []
 
 
 def resolve_sampler(spec: Sampler | str) -> Sampler:
@@ -208,3 +219,18 @@ def sample_inputs(args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = N
     return SampledInput(args=tuple(out[: len(args)]), kwargs=dict(zip(list(kwargs), out[len(args):])),
                         fraction=fraction, seed=seed, full_bytes=full_bytes, sampled_bytes=sampled_bytes,
                         sampled=tuple(sampled))
+
+
+def subsample(sample: SampledInput, fraction: float,
+              samplers: Mapping[str | int, Sampler | str] | None = None) -> SampledInput:
+    """A smaller sample (``fraction`` of the *full* input) drawn from ``sample`` itself.
+
+    Cheaper than sampling the full input again, and nested by construction: the
+    smaller sample is part of the larger. Sizes stay relative to the full input.
+    """
+    if not 0 < fraction <= sample.fraction:
+        raise ValueError(f"fraction must be in (0, {sample.fraction}], got {fraction!r}")
+    inner = sample_inputs(sample.args, sample.kwargs, fraction=fraction / sample.fraction, seed=sample.seed,
+                          samplers=samplers)
+    return SampledInput(args=inner.args, kwargs=inner.kwargs, fraction=fraction, seed=sample.seed,
+                        full_bytes=sample.full_bytes, sampled_bytes=inner.sampled_bytes, sampled=sample.sampled)

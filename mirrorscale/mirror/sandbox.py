@@ -11,7 +11,12 @@ Inside the child:
 * the CPU niceness is raised (``os.nice``) so the mirror cannot starve the primary;
 * the call is measured by :class:`~mirrorscale.monitor.ProcessMonitor`, started
   right before the call (it resets ``VmHWM``), so the peak is the RSS *increase*
-  the call causes above the process's RSS just before it.
+  the call causes above the process's RSS just before it; its wall time is
+  timed around the call alone;
+* with ``scale`` (the share of the real input the sample holds) the call's
+  memory allocator and garbage collector behave as they would on the full input
+  (:func:`mimic_full_scale`), so what grows with the input is measured the way
+  the full run will pay it.
 
 The memory cap limits that increase, enforced by every layer available:
 
@@ -49,7 +54,7 @@ import psutil
 from mirrorscale.mirror import cgroup
 
 __all__ = ["MIRROR_ENV", "SCRATCH_ENV", "CallCost", "SandboxResult", "callable_reference", "is_mirror",
-           "run_sandboxed", "scratch_dir", "task_imports", "warm_up_seconds"]
+           "mimic_full_scale", "run_sandboxed", "scratch_dir", "task_imports", "warm_up_seconds"]
 
 MIRROR_ENV = "MIRRORSCALE_MIRROR"
 """Set to ``1`` inside a mirror."""
@@ -59,6 +64,10 @@ PRELOAD_ENV = "MIRRORSCALE_MIRROR_PRELOAD"
 """Comma-separated modules the warm forkserver imports (errors ignored) besides those this process has."""
 
 _WATCH_INTERVAL = 0.05
+_MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's ceiling of its dynamic mmap threshold on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX)
+_MMAP_THRESHOLD_MIN = 64 * 2**10
+_GC_THRESHOLD_MIN = 10
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 _PRELOAD_CANDIDATES = ("numpy", "pandas", "scipy", "sklearn", "pyarrow")
 _log = logging.getLogger(__name__)
 _context: Any = None
@@ -146,13 +155,14 @@ class SandboxResult:
     enforcement: tuple[str, ...] = field(default=())
 
 
-def _status_bytes(key: str) -> int:
+def _status_bytes(key: str, pid: int | str = "self") -> int:
+    """``key`` (e.g. ``VmRSS``) of ``/proc/<pid>/status`` in bytes, 0 when unreadable."""
     try:
-        with open("/proc/self/status", "rb") as fh:
+        with open(f"/proc/{pid}/status", "rb") as fh:
             for line in fh:
                 if line.startswith(key.encode() + b":"):
                     return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError, IndexError):
         pass
     return 0
 
@@ -227,6 +237,49 @@ def _resolve(reference: str) -> Callable[..., Any]:
     return target
 
 
+def mimic_full_scale(scale: float | None) -> dict[str, int]:
+    """Make this process's allocator and collector treat a sample as the full input would be treated.
+
+    Two costs of a call grow faster than its input unless the sample is scaled
+    the same way, and both are set by absolute thresholds that a 5 % sample
+    never reaches:
+
+    * **page faults.** glibc maps a block of its own once it exceeds the dynamic
+      mmap threshold (at most 32 MiB) and unmaps it on free, so every big array
+      of a full run is fresh memory the kernel must fault in and zero; the same
+      arrays of a sample are small enough to be recycled inside the heap and are
+      never faulted again. The mirror fixes the threshold at ``scale * 32 MiB``:
+      a block is mapped fresh exactly when its full-size counterpart would be.
+    * **garbage collection.** CPython's collector runs after every 700 new
+      container objects and scans the whole heap only when it grew by a quarter;
+      a sample builds too few objects to reach the first full collection, the
+      full run pays several over a large heap. The mirror scales the first
+      threshold by ``scale`` (at least 10), so it runs the same schedule of
+      collections, each over ``scale`` of the objects.
+
+    Returns the settings made (empty when ``scale`` is None or >= 1).
+    """
+    import gc
+
+    if scale is None or not 0 < scale < 1:
+        return {}
+    done: dict[str, int] = {}
+    first, *rest = gc.get_threshold()
+    if first:
+        done["gc_threshold"] = max(_GC_THRESHOLD_MIN, round(first * scale))
+        gc.set_threshold(done["gc_threshold"], *rest)
+    mmap_threshold = max(_MMAP_THRESHOLD_MIN, int(_MMAP_THRESHOLD_MAX * scale))
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        if libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold) and libc.mallopt(_M_TRIM_THRESHOLD, 2 * mmap_threshold):
+            done["mmap_threshold"] = mmap_threshold
+    except (OSError, AttributeError):  # not glibc: only the collector is scaled
+        pass
+    return done
+
+
 def _limit_child(options: dict[str, Any]) -> tuple[str, ...]:
     """Apply the in-child memory layers right before the call; return their names."""
     cap, group = options.get("memory_cap"), options.get("cgroup")
@@ -272,6 +325,7 @@ def _child_main(conn: Any, reference: str, args: tuple[Any, ...], kwargs: dict[s
         conn.send(("done", "error", f"cannot import {reference}: {type(exc).__name__}: {exc}", None, 0,
                    _precise_cpu()))
         return
+    mimic_full_scale(options.get("scale"))
     gc.collect()
     _release_free_heap()
     layers = _limit_child(options)
@@ -280,20 +334,21 @@ def _child_main(conn: Any, reference: str, args: tuple[Any, ...], kwargs: dict[s
     monitor = ProcessMonitor(interval=options.get("interval", 0.1)).start()
     skip = {monitor._thread.native_id} if monitor._thread is not None else set()
     conn.send(("ready", _status_bytes("VmRSS"), layers))
-    cpu0, wait0 = _precise_cpu(), _thread_waits()
+    wait0 = _thread_waits()
     outcome, error = "ok", None
+    cpu0, started = _precise_cpu(), time.perf_counter()
     try:
         fn(*args, **kwargs)
     except MemoryError as exc:
         outcome, error = "memory_cap", f"MemoryError: {exc}"
     except BaseException as exc:  # noqa: BLE001 - a mirror never propagates
         outcome, error = "error", f"{type(exc).__name__}: {exc}"
-    cpu = _precise_cpu() - cpu0
+    wall, cpu = time.perf_counter() - started, _precise_cpu() - cpu0
     wait, threads = _call_wait(wait0, _thread_waits(), skip)
     usage = monitor.stop()
     cpu = max(cpu - usage.monitor_cpu_seconds, usage.cpu_seconds)  # the monitor also sees unwaited children
-    cost = CallCost(usage.peak_rss_increase_bytes, usage.baseline_rss_bytes, cpu, usage.wall_seconds,
-                    usage.read_bytes, usage.write_bytes, min(wait, usage.wall_seconds), threads,
+    cost = CallCost(usage.peak_rss_increase_bytes, usage.baseline_rss_bytes, cpu, wall,
+                    usage.read_bytes, usage.write_bytes, min(wait, wall), threads,
                     _new_modules(modules0))
     conn.send(("done", outcome, error, cost, max(pre_call_hwm, usage.peak_rss_bytes), _precise_cpu()))
 
@@ -377,6 +432,43 @@ def _get_context(modules: tuple[str, ...]) -> Any:
     return _context
 
 
+def _stat_cpu(pid: int) -> float:
+    """User + system seconds of ``pid`` and its waited children (``/proc/<pid>/stat``), 0 when gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _tree_pids(root: int) -> list[int]:
+    """``root`` and its descendants, from ``/proc/<pid>/task/<tid>/children`` (psutil where that is missing).
+
+    Reading the children files costs a few system calls per process; psutil's
+    ``children()`` reads every process of the machine, many times a second.
+    """
+    if not os.path.exists(f"/proc/{root}/task/{root}/children"):
+        try:
+            return [root] + [c.pid for c in psutil.Process(root).children(recursive=True)]
+        except psutil.Error:
+            return [root]
+    pids, i = [root], 0
+    while i < len(pids):
+        try:
+            tids = os.listdir(f"/proc/{pids[i]}/task")
+        except OSError:
+            tids = []
+        for tid in tids:
+            try:
+                with open(f"/proc/{pids[i]}/task/{tid}/children", "rb") as fh:
+                    pids.extend(int(c) for c in fh.read().split() if int(c) not in pids)
+            except (OSError, ValueError):
+                continue
+        i += 1
+    return pids
+
+
 class _Watch:
     """The parent's view of a running child: messages, RSS watchdog, CPU seen."""
 
@@ -401,21 +493,12 @@ class _Watch:
             return
 
     def tree_rss(self) -> int:
-        """RSS of the child and its descendants now; also tracks peak and CPU."""
-        try:
-            root = psutil.Process(self.proc.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return 0
+        """RSS of the child and its descendants now; also tracks peak and CPU (cheap /proc reads)."""
         rss = 0
-        for proc in procs:
-            try:
-                rss += proc.memory_info().rss
-                if proc.pid == root.pid:
-                    times = proc.cpu_times()
-                    self.cpu = max(self.cpu, times.user + times.system + times.children_user + times.children_system)
-            except psutil.Error:
-                continue
+        for pid in _tree_pids(self.proc.pid):
+            rss += _status_bytes("VmRSS", pid)
+        cpu = _stat_cpu(self.proc.pid)
+        self.cpu = max(self.cpu, cpu)
         self.peak_rss = max(self.peak_rss, rss)
         return rss
 
@@ -502,7 +585,7 @@ def _result(watch: _Watch, killed: str | None, group: str | None, options: dict[
 def run_sandboxed(fn: Callable[..., Any] | str, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
                   *, memory_cap: int | None = None, timeout: float | None = None, niceness: int = 10,
                   scratch: str | os.PathLike[str] | None = None, mirror: bool = True,
-                  preload: tuple[str, ...] = ()) -> SandboxResult:
+                  preload: tuple[str, ...] = (), scale: float | None = None) -> SandboxResult:
     """Run ``fn(*args, **kwargs)`` in a sandboxed child process and measure it (see module doc).
 
     ``memory_cap`` limits the RSS increase of the call in bytes, ``timeout`` the
@@ -510,6 +593,8 @@ def run_sandboxed(fn: Callable[..., Any] | str, args: tuple[Any, ...] = (), kwar
     directory is made and removed afterwards. ``mirror=False`` runs the same way
     without marking the child a mirror (used to measure a full run fairly).
     ``preload`` names more modules the warm forkserver imports once (if this process has them).
+    ``scale`` is the share of the real input that ``args``/``kwargs`` hold (see
+    :func:`mimic_full_scale`); None runs the call as is.
     """
     import shutil
 
@@ -518,7 +603,7 @@ def run_sandboxed(fn: Callable[..., Any] | str, args: tuple[Any, ...] = (), kwar
     scratch_path = tempfile.mkdtemp(prefix="mirrorscale-mirror-") if own_scratch else os.fspath(scratch)
     group = cgroup.create() if memory_cap else None
     options = {"memory_cap": memory_cap, "timeout": timeout, "niceness": niceness, "scratch": scratch_path,
-               "mirror": mirror, "cgroup": group, "reference": reference}
+               "mirror": mirror, "cgroup": group, "reference": reference, "scale": scale}
     ctx = _get_context((*task_imports(reference), *preload))
     parent_conn, child_conn = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child_main, args=(child_conn, reference, tuple(args), dict(kwargs or {}), options),

@@ -6,14 +6,18 @@
     shadow = preview(etl.transform, (rows,), sample_fraction=0.05)
     shadow.predicted_peak_rss_bytes, shadow.predicted_wall_seconds, shadow.evidence
 
-``preview`` samples the input at three fractions (by default 20 %, 50 % and
-100 % of ``sample_fraction``, i.e. 1 %, 2.5 % and 5 %), runs one sandboxed
-mirror per fraction (smallest first; it stops at the first mirror that fails)
-and extrapolates to the full input size, fitting the growth law the three
-points show (see :mod:`.extrapolate`), optionally with the task's history. A
-mirror whose call imported modules the warm forkserver did not have is run
-once more (the server now preloads them), so import time is not read as the
-task's cost. The shadow is a *transient* ORM instance: store it with
+``preview`` samples the input at ``sample_fraction`` and draws smaller samples
+from that one: a *probe* (2 % of it, 0.1 % of the input by default) that
+measures what a call costs whatever its input, and 20 % of it (1 % of the
+input), so the growth law is read over a factor of fifty in size. It runs one sandboxed mirror per sample, smallest first, each with
+the allocator and collector scaled to the sample (see
+:func:`~mirrorscale.mirror.sandbox.mimic_full_scale`), stops at the first
+mirror that fails (a probe that raises only drops the probe: a tiny sample can
+be too small for some code), and extrapolates to the full input size with a
+fixed part plus a power law fitted to the points (see :mod:`.extrapolate`),
+with the task's history as a prior when given. A mirror whose call imported
+modules the warm forkserver did not have is run once more (the server now
+preloads them), so import time is not read as the task's cost. The shadow is a *transient* ORM instance: store it with
 ``HistoryStore.save((engine, pipeline_id, task_id), shadow)``. :func:`mirror_task`
 does the same only when the task's policy allows mirrors.
 """
@@ -26,7 +30,7 @@ from dataclasses import replace
 from typing import Any
 
 from mirrorscale.mirror.extrapolate import CostPoint, Extrapolation, extrapolate
-from mirrorscale.mirror.samplers import SampledInput, Sampler, sample_inputs
+from mirrorscale.mirror.samplers import SampledInput, Sampler, sample_inputs, subsample
 from mirrorscale.mirror.sandbox import SandboxResult, callable_reference, run_sandboxed
 from mirrorscale.policy import TaskPolicy, parse_byte_size
 from mirrorscale.store.models import ResourceShadow, utcnow
@@ -35,7 +39,7 @@ __all__ = ["DEFAULT_TIMEOUT", "MirrorError", "default_memory_cap", "mirror_task"
 
 DEFAULT_TIMEOUT = 300.0
 """Seconds a single mirror may run before it is killed."""
-_FRACTION_SHARES = (0.2, 0.5, 1.0)  # the mirrors run at these shares of sample_fraction
+_FRACTION_SHARES = (0.02, 0.2, 1.0)  # the mirrors run at these shares of sample_fraction; the first probes
 
 
 class MirrorError(ValueError):
@@ -50,7 +54,7 @@ def default_memory_cap() -> int:
 
 
 def _fractions(sample_fraction: float, fractions: Sequence[float] | None) -> list[float]:
-    chosen = sorted(set(fractions or (round(sample_fraction * share, 6) for share in _FRACTION_SHARES)))
+    chosen = sorted(set(fractions or (round(sample_fraction * share, 8) for share in _FRACTION_SHARES)))
     if not chosen or any(not 0 < f <= 1 for f in chosen):
         raise MirrorError(f"sample fractions must be in (0, 1], got {chosen}")
     return chosen
@@ -67,6 +71,7 @@ def _evidence(samples: list[SampledInput], runs: list[SandboxResult], fit: Extra
               note: str | None) -> str:
     """The shadow's ``evidence``: a JSON document whose ``summary`` is one readable line."""
     mirrors = [{"fraction": s.fraction, "effective_fraction": round(s.effective_fraction, 6),
+                "probe": _is_probe(i, samples),
                 "sampled_input_bytes": s.sampled_bytes, "outcome": r.outcome,
                 "peak_rss_increase_bytes": r.call.peak_rss_increase_bytes if r.call else None,
                 "cpu_seconds": r.call.cpu_seconds if r.call else None,
@@ -74,18 +79,19 @@ def _evidence(samples: list[SampledInput], runs: list[SandboxResult], fit: Extra
                 "runqueue_wait_seconds": r.call.runqueue_wait_seconds if r.call else None,
                 "uncontended_wall_seconds": r.call.uncontended_wall_seconds if r.call else None,
                 "process_cpu_seconds": r.process_cpu_seconds, "process_wall_seconds": r.process_wall_seconds}
-               for s, r in zip(samples, runs)]
+               for i, (s, r) in enumerate(zip(samples, runs))]
     summary = fit.evidence() if fit else (note or "no estimate: the mirror did not finish")
     doc = {"summary": summary, "mirrors": mirrors, "sampled_arguments": list(samples[0].sampled) if samples else [],
            "enforcement": list(runs[-1].enforcement) if runs else [], "note": note}
     if fit:
-        doc["models"] = {m: {"model": getattr(fit, m).model, "shares": dict(getattr(fit, m).shares)}
+        doc["models"] = {m: {"model": getattr(fit, m).model, "exponent": getattr(fit, m).exponent,
+                             "shares": dict(getattr(fit, m).shares), "dominant": getattr(fit, m).dominant}
                          for m in ("peak_rss_bytes", "cpu_seconds", "wall_seconds")}
     return json.dumps(doc, sort_keys=True)
 
 
 def _shadow(sample_fraction: float, samples: list[SampledInput], runs: list[SandboxResult],
-            fit: Extrapolation | None, note: str | None) -> ResourceShadow:
+            fit: Extrapolation | None, note: str | None, spent: list[SandboxResult]) -> ResourceShadow:
     failed = next((r for r in runs if r.outcome != "ok"), None)
     main = samples[-1] if samples else None
     main_run = runs[-1] if runs else None
@@ -94,9 +100,9 @@ def _shadow(sample_fraction: float, samples: list[SampledInput], runs: list[Sand
         "error": failed.error if failed else None, "sample_fraction": sample_fraction,
         "sampled_input_bytes": main.sampled_bytes if main else None,
         "full_input_bytes": main.full_bytes if main else None,
-        "cost_peak_rss_bytes": max((r.process_peak_rss_bytes for r in runs), default=None),
-        "cost_cpu_seconds": sum(r.process_cpu_seconds for r in runs),
-        "cost_wall_seconds": sum(r.process_wall_seconds for r in runs),
+        "cost_peak_rss_bytes": max((r.process_peak_rss_bytes for r in spent), default=None),
+        "cost_cpu_seconds": sum(r.process_cpu_seconds for r in spent),
+        "cost_wall_seconds": sum(r.process_wall_seconds for r in spent),
         "measured_peak_rss_increase_bytes": main_run.call.peak_rss_increase_bytes
         if main_run and main_run.call else None,
         "evidence": _evidence(samples, runs, fit, note),
@@ -114,15 +120,29 @@ def _shadow(sample_fraction: float, samples: list[SampledInput], runs: list[Sand
 def _run(reference: str, sample: SampledInput, cap: int, timeout: float | None, niceness: int,
          preload: tuple[str, ...]) -> SandboxResult:
     """One mirror; again (once) when its call imported modules, now preloaded, so imports are not its cost."""
-    run = run_sandboxed(reference, sample.args, sample.kwargs, memory_cap=cap, timeout=timeout,
-                        niceness=niceness, preload=preload)
+    scale = sample.effective_fraction if sample.sampled and sample.full_bytes else None
+    options = {"memory_cap": cap, "timeout": timeout, "niceness": niceness, "preload": preload, "scale": scale}
+    run = run_sandboxed(reference, sample.args, sample.kwargs, **options)
     if run.outcome == "ok" and run.call is not None and run.call.imported:
-        again = run_sandboxed(reference, sample.args, sample.kwargs, memory_cap=cap, timeout=timeout,
-                              niceness=niceness, preload=preload)
+        again = run_sandboxed(reference, sample.args, sample.kwargs, **options)
         cost = run.process_cpu_seconds + again.process_cpu_seconds
         wall = run.process_wall_seconds + again.process_wall_seconds
         run = replace(again, process_cpu_seconds=cost, process_wall_seconds=wall)
     return run
+
+
+def _samples(args: Sequence[Any], kwargs: Mapping[str, Any] | None, chosen: list[float], seed: int,
+             samplers: Mapping[str | int, Sampler | str] | None) -> list[SampledInput]:
+    """The samples of every fraction, smallest first: the largest from the input, the rest from it."""
+    largest = sample_inputs(args, kwargs, fraction=chosen[-1], seed=seed, samplers=samplers)
+    if not largest.sampled:
+        return [largest]  # nothing sized: one run of the whole input
+    return [subsample(largest, f, samplers) for f in chosen[:-1]] + [largest]
+
+
+def _is_probe(index: int, samples: list[SampledInput]) -> bool:
+    """The smallest of several samples, far smaller than the next: it measures the fixed cost."""
+    return index == 0 and len(samples) > 2 and samples[0].fraction * 5 <= samples[1].fraction
 
 
 def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, *,
@@ -134,7 +154,7 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
     """Mirror ``fn(*args, **kwargs)`` on samples of its input and return the extrapolated shadow.
 
     ``fn`` is an importable module-level callable (or ``"module:function"``).
-    ``fractions`` overrides the sample fractions (default 0.2, 0.5 and 1 times
+    ``fractions`` overrides the sample fractions (default 0.02, 0.2 and 1 times
     ``sample_fraction``); ``samplers`` names custom samplers per argument (see
     :func:`~mirrorscale.mirror.samplers.sample_inputs`). ``memory_cap`` (bytes or
     ``"512MiB"``; default :func:`default_memory_cap`) limits each mirror's RSS
@@ -152,23 +172,30 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
         raise MirrorError(str(exc)) from None
     cap = default_memory_cap() if memory_cap is None else parse_byte_size(memory_cap)
     chosen = _fractions(sample_fraction, fractions)
+    planned = _samples(args, kwargs, chosen, seed, samplers)
     samples: list[SampledInput] = []
     runs: list[SandboxResult] = []
-    for fraction in chosen:
-        sample = sample_inputs(args, kwargs, fraction=fraction, seed=seed, samplers=samplers)
-        samples.append(sample)
+    spent: list[SandboxResult] = []  # every mirror run, a dropped probe included
+    note = None
+    for index, sample in enumerate(planned):
         run = _run(reference, sample, cap, timeout, niceness, tuple(preload))
+        spent.append(run)
+        if run.outcome == "error" and _is_probe(index, planned):
+            note = f"the probe on {sample.fraction:.4%} of the input failed ({run.error}); fixed cost not measured"
+            continue
+        samples.append(sample)
         runs.append(run)
-        if runs[-1].outcome != "ok" or not sample.sampled:
-            break  # a failure ends the preview; an unsampled input needs only one run
-    unsized = not samples[-1].sampled
-    note = "nothing to sample: the mirror ran the full input" if unsized else None
+        if run.outcome != "ok":
+            break  # a failure ends the preview
+    unsized = not planned[-1].sampled
+    if unsized:
+        note = "nothing to sample: the mirror ran the full input"
     fit = None
-    if all(r.outcome == "ok" for r in runs):
+    if runs and all(r.outcome == "ok" for r in runs):
         points = [_point(s, r, unsized) for s, r in zip(samples, runs)]
         target = 1.0 if unsized else float(max(samples[-1].full_bytes, 1))
         fit = extrapolate(points, target, history=[] if unsized else history)
-    return _shadow(sample_fraction, samples, runs, fit, note)
+    return _shadow(sample_fraction, samples, runs, fit, note, spent)
 
 
 def mirror_task(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,

@@ -118,7 +118,64 @@ def test_preview_extrapolates_a_linear_task() -> None:
     assert shadow.predicted_peak_rss_bytes > 3 * shadow.measured_peak_rss_increase_bytes
     evidence = json.loads(shadow.evidence)
     assert evidence["summary"].startswith("dominated by mirror")
-    assert [m["fraction"] for m in evidence["mirrors"]] == [0.02, 0.05, 0.1]
+    assert [m["fraction"] for m in evidence["mirrors"]] == [0.002, 0.02, 0.1]
+    assert [m["probe"] for m in evidence["mirrors"]] == [True, False, False]
+
+
+def _touched(nbytes: int) -> bytearray:
+    """``nbytes`` of memory, every page written."""
+    block = bytearray(nbytes)
+    block[::4096] = b"\x01" * len(range(0, nbytes, 4096))
+    return block
+
+
+def fixed_plus_rows(rows: list[int]) -> int:
+    """A fixed 48 MiB workspace (a lookup table, a model) plus 1 KiB per row."""
+    table = _touched(48 * MIB)
+    data = _touched(len(rows) * 1024)
+    return len(table) + len(data)
+
+
+def test_the_probe_keeps_a_fixed_cost_from_being_scaled_up() -> None:
+    rows = list(range(100_000))  # 98 MiB of rows at full size, 4.9 MiB in the 5 % sample
+    shadow = preview(fixed_plus_rows, (rows,), memory_cap="1GiB", **NOT_NICED)
+    assert shadow.outcome == "ok", shadow.error
+    full = (48 + 100_000 / 1024) * MIB
+    # twenty times the 5 % mirror's 53 MiB would be 1 GiB; the probe shows 48 MiB of it are fixed
+    assert shadow.predicted_peak_rss_bytes == pytest.approx(full, rel=0.2)
+    assert "fixed + " in json.loads(shadow.evidence)["models"]["peak_rss_bytes"]["model"]
+
+
+def needs_rows(rows: list[int]) -> int:
+    """Code that refuses inputs below 50 rows (a model fit, a statistic)."""
+    if len(rows) < 50:
+        raise ValueError(f"need at least 50 rows, got {len(rows)}")
+    return sum(rows)
+
+
+def test_a_probe_too_small_for_the_code_is_dropped_not_fatal() -> None:
+    shadow = preview(needs_rows, (list(range(20_000)),), **NOT_NICED)  # probe: 20 rows, 1 %: 200, 5 %: 1000
+    assert shadow.outcome == "ok", shadow.error
+    evidence = json.loads(shadow.evidence)
+    assert "probe" in evidence["note"] and [m["fraction"] for m in evidence["mirrors"]] == [0.01, 0.05]
+    assert shadow.cost_cpu_seconds > sum(m["process_cpu_seconds"] for m in evidence["mirrors"])  # probe paid
+
+
+def report_collector(rows: list[int], report: str) -> None:
+    """Write the collector's first threshold seen inside the mirror to ``report``."""
+    import gc
+
+    Path(report).write_text(json.dumps({"gc_threshold": gc.get_threshold()[0], "rows": len(rows)}))
+
+
+def test_the_sample_is_collected_on_the_full_inputs_schedule(tmp_path) -> None:
+    import gc
+
+    report = tmp_path / "gc.json"
+    run_sandboxed(report_collector, (list(range(100)), str(report)), scale=0.05, niceness=0)
+    assert json.loads(report.read_text())["gc_threshold"] == round(gc.get_threshold()[0] * 0.05)
+    run_sandboxed(report_collector, (list(range(100)), str(report)), niceness=0)  # a full run: untouched
+    assert json.loads(report.read_text())["gc_threshold"] == gc.get_threshold()[0]
 
 
 def test_policy_decides_whether_a_task_is_mirrored() -> None:

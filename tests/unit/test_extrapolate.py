@@ -4,52 +4,64 @@ from __future__ import annotations
 
 import pytest
 
-from mirrorscale.mirror.extrapolate import CostPoint, extrapolate, fit_scaling
+from mirrorscale.mirror.extrapolate import CostPoint, extrapolate, fit_growth, fit_scaling
+
+SIZES = [0.1, 1, 5]  # probe, 1 % and 5 % of an input of size 100
 
 
-def test_fixed_plus_proportional_recovers_a_linear_cost() -> None:
-    value, low, high, model = fit_scaling([2, 5], [5 + 2 * 2, 5 + 2 * 5], 100)
+def test_a_fixed_cost_seen_by_the_probe_is_kept_fixed() -> None:
+    value, low, high, model = fit_scaling(SIZES, [0.5 + 0.1 * s for s in SIZES], 100, noise=0.08, prior=(1, 0.1))
     assert model == "fixed + proportional"
-    assert value == pytest.approx(205)
-    assert low < value < high
-
-
-def test_superlinear_cost_selects_the_power_law() -> None:
-    value, _, _, model = fit_scaling([1, 2, 4], [1, 4, 16], 20)
-    assert model == "power law"
-    assert value == pytest.approx(400, rel=1e-6)
-
-
-def test_sublinear_growth_is_detected_from_three_mirror_points() -> None:
-    sizes = [1, 2.5, 5]
-    value, low, high, model = fit_scaling(sizes, [100 * s**0.6 for s in sizes], 100)
-    assert model == "sublinear power law"
-    assert value == pytest.approx(100 * 100**0.6, rel=1e-6)
+    assert value == pytest.approx(10.5, rel=0.02)  # not 20 x the 5 % point (20.0)
     assert low <= value <= high
 
 
-def test_a_fixed_cost_is_not_mistaken_for_a_power_law() -> None:
-    value, _, _, model = fit_scaling([1, 2.5, 5], [50 + 10 * s for s in (1, 2.5, 5)], 100)
-    assert model == "fixed + proportional"
-    assert value == pytest.approx(1050)
+def test_without_a_fixed_cost_a_sublinear_growth_is_read_as_a_power_law() -> None:
+    costs = [3 * s**0.7 for s in SIZES]  # distinct keys of skewed data
+    value, low, high, model = fit_scaling(SIZES, costs, 100, noise=0.05, prior=(1, 0.3))
+    assert model == "sublinear power law"
+    assert value == pytest.approx(3 * 100**0.7, rel=0.1)  # the prior leans a little towards linear
+    assert low <= value <= high
 
 
-def test_noise_around_linear_stays_linear() -> None:
-    sizes = [1, 2.5, 5]
-    value, _, _, model = fit_scaling(sizes, [10 * s * f for s, f in zip(sizes, (1.03, 0.97, 1.02))], 100)
-    assert model == "fixed + proportional"
-    assert value == pytest.approx(1000, rel=0.1)
+def test_the_same_three_larger_points_with_a_fixed_probe_are_linear() -> None:
+    # 1 % and 5 % alone cannot tell a fixed part from sub-linear growth; the probe can
+    fixed = fit_growth(SIZES, [2.0, 2.2, 3.0], noise=0.05, prior=(1, 0.3))[0][1]
+    power = fit_growth(SIZES, [0.2, 2.2, 3.0], noise=0.05, prior=(1, 0.3))[0][1]
+    assert fixed.fixed == pytest.approx(2.0, rel=0.1) and fixed.exponent == pytest.approx(1.0, abs=0.05)
+    assert fixed.at(100) == pytest.approx(22, rel=0.1)
+    assert power.fixed < 0.5 and power.exponent < 0.8
 
 
-def test_points_near_the_noise_floor_are_read_as_linear() -> None:
-    _, _, _, model = fit_scaling([1, 2.5, 5], [0.02, 0.03, 0.04], 100, floor=0.01)
-    assert model == "fixed + proportional"
+def test_superlinear_cost_selects_the_power_law() -> None:
+    value, _, _, model = fit_scaling(SIZES, [0.01 * s**1.5 for s in SIZES], 100, noise=0.05, prior=(1, 0.3))
+    assert model == "power law"
+    assert value == pytest.approx(0.01 * 100**1.5, rel=0.05)
+
+
+def test_noise_around_linear_stays_close_to_linear() -> None:
+    costs = [s * f for s, f in zip(SIZES, (1.1, 0.95, 1.03))]
+    value, _, _, _ = fit_scaling(SIZES, costs, 100, noise=0.08, floor=0.005, prior=(1, 0.1))
+    assert value == pytest.approx(100, rel=0.15)
+
+
+def test_points_near_the_noise_floor_do_not_make_a_steep_law() -> None:
+    value, _, _, _ = fit_scaling(SIZES, [0.001, 0.002, 0.012], 100, floor=0.01, noise=0.08, prior=(1, 0.1))
+    assert value < 1.0  # the 5 % point (0.012) extrapolated about twenty-fold, not a power law of noise
 
 
 def test_one_size_is_proportional_with_a_band() -> None:
     value, low, high, model = fit_scaling([10], [10], 200)
     assert (model, value) == ("proportional", 200)
     assert low < 200 < high
+
+
+def test_extrapolation_names_the_model_and_the_exponent() -> None:
+    points = [CostPoint(s, 1e6 * s, 0.01 * s, 0.01 * s) for s in SIZES]
+    fit = extrapolate(points, 100)
+    assert fit.cpu_seconds.value == pytest.approx(1.0, rel=0.05)
+    assert fit.cpu_seconds.exponent == pytest.approx(1.0, abs=0.02)
+    assert "p=1.00" in fit.evidence() and fit.evidence().startswith("dominated by mirror")
 
 
 def test_history_near_the_target_dominates_a_noisy_mirror() -> None:
@@ -61,6 +73,17 @@ def test_history_near_the_target_dominates_a_noisy_mirror() -> None:
     assert both.peak_rss_bytes.dominant == "history"
     assert both.peak_rss_bytes.value == pytest.approx(210e6, rel=0.05)
     assert "dominated by history" in both.evidence()
+
+
+def test_history_at_several_sizes_sets_the_growth_the_mirror_is_read_with() -> None:
+    # the mirror's points look linear; past full runs show cost growing as size ** 1.3 near the target
+    mirror = [CostPoint(s, 1e6 * s, 0.01 * s, 0.01 * s) for s in SIZES]
+    history = [(n, 1e6 * n, 0.01 * 5 * (n / 5) ** 1.3, 0.01 * 5 * (n / 5) ** 1.3) for n in (30, 60)]
+    alone = extrapolate(mirror, 100).cpu_seconds
+    guided = extrapolate(mirror, 100, history=history).cpu_seconds
+    assert alone.exponent == pytest.approx(1.0, abs=0.02)
+    assert guided.exponent > 1.15
+    assert guided.value > 1.5 * alone.value
 
 
 def test_needs_some_evidence() -> None:

@@ -12,6 +12,7 @@ from mirrorscale.mirror.samplers import (
     sample_paths_by_bytes,
     sample_paths_by_count,
     sample_value,
+    subsample,
 )
 
 
@@ -20,10 +21,20 @@ def test_same_seed_same_sample_and_different_fraction_different_size() -> None:
     a = sample_value(rows, 0.05, seed=3)
     assert a == sample_value(rows, 0.05, seed=3)
     assert a != sample_value(rows, 0.05, seed=4)
-    small = sample_value(rows, 0.02, seed=3)
-    assert (len(small), len(a)) == (200, 500)
-    assert set(small) <= set(a)  # a smaller fraction is part of the larger one
+    assert len(a) == 500 and len(sample_value(rows, 0.02, seed=3)) == 200
     assert a == sorted(a)  # original order kept
+
+
+def test_subsample_is_part_of_the_larger_sample_and_keeps_full_size() -> None:
+    rows = list(range(10_000))
+    large = sample_inputs((rows,), {"n": 3}, fraction=0.05, seed=3)
+    small = subsample(large, 0.01)
+    assert len(small.args[0]) == 100 and set(small.args[0]) <= set(large.args[0])
+    assert small.kwargs == {"n": 3} and small.fraction == 0.01
+    assert small.full_bytes == large.full_bytes and small.effective_fraction == pytest.approx(0.01, rel=0.3)
+    assert small == subsample(large, 0.01)  # reproducible
+    with pytest.raises(ValueError):
+        subsample(large, 0.1)  # cannot grow a sample
 
 
 def test_scalars_are_left_alone_and_sized_arguments_share_the_fraction() -> None:
