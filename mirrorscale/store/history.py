@@ -418,7 +418,7 @@ class HistoryStore:
         further) is kept unless ``replace`` (used when the stored one is unreadable).
         """
         def upsert(conn: Connection) -> int:
-            return conn.execute(writes.upsert_snapshot(self.dialect, replace), {
+            return conn.execute(writes.upsert_snapshot(type(conn.dialect), replace), {
                 "task_pk": self.task_pk(conn, key), "method": method, "version": version, "runs": runs,
                 "watermark": watermark, "state": state, "updated_at": utcnow()}).rowcount
 

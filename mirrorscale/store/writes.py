@@ -14,6 +14,13 @@ many traces (SQLite)                 multi-row ``INSERT ... ON CONFLICT DO NOTHI
 model snapshot                       one upsert on ``(task_pk, method)`` that keeps a stored
                                      snapshot with a newer watermark
 ===================================  =========================================================
+
+SQLAlchemy never caches the compiled form of ``INSERT ... ON CONFLICT`` (the
+PostgreSQL and SQLite ``Insert`` constructs set ``inherit_cache = False``), so
+each execution would compile it again, about a millisecond of Python per
+trace. The single-row statements of the hot path are therefore compiled once
+per dialect into a ``text()`` with the same typed parameters
+(:func:`frozen`), which SQLAlchemy does cache.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from functools import lru_cache
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, or_, select
+from sqlalchemy import Connection, Dialect, TextClause, bindparam, insert, or_, select, text
 
 from mirrorscale.store.models import ExecutionTrace, ModelSnapshot, TraceSamples, UTCDateTime, utcnow
 
@@ -57,22 +64,40 @@ def trace_values(task_pk: int, row: dict[str, Any]) -> dict[str, Any]:
     return {**_DEFAULTS, "features": {}, "recorded_at": utcnow(), **row, "task_pk": task_pk}
 
 
+def frozen(statement: Any, dialect: type[Dialect]) -> TextClause:
+    """``statement`` compiled once for the ``dialect`` class, as a ``text()`` with the same typed bound parameters."""
+    compiled = statement.compile(dialect=dialect(paramstyle="named"))
+    sql = compiled.string.replace("::", r"\:\:")  # PostgreSQL casts (x::JSONB) are not parameters
+    return text(sql).bindparams(*(bindparam(name, type_=param.type) for param, name in compiled.bind_names.items()))
+
+
+def _trace_columns() -> dict[str, Any]:
+    trace = ExecutionTrace.__table__
+    return {name: bindparam(name, type_=trace.c[name].type) for name in _ORDERED}
+
+
 @lru_cache(maxsize=None)
-def _trace_insert(dialect: str):  # type: ignore[no-untyped-def]
+def _bulk_trace_insert(dialect: str):  # type: ignore[no-untyped-def]
     return insert_ignore(dialect, ExecutionTrace, _CONFLICT).returning(ExecutionTrace.__table__.c.id)
 
 
 @lru_cache(maxsize=None)
-def _trace_with_samples_pg():  # type: ignore[no-untyped-def]
-    trace, samples = ExecutionTrace.__table__, TraceSamples.__table__
-    new = (insert_ignore("postgresql", ExecutionTrace, _CONFLICT)
-           .values({name: bindparam(name, type_=trace.c[name].type) for name in _ORDERED})
-           .returning(trace.c.id).cte("new_trace"))
+def _trace_insert(dialect: type[Dialect]) -> TextClause:
+    statement = insert_ignore(dialect.name, ExecutionTrace, _CONFLICT).values(_trace_columns())
+    return frozen(statement.returning(ExecutionTrace.__table__.c.id), dialect)
+
+
+@lru_cache(maxsize=None)
+def _trace_with_samples_pg(dialect: type[Dialect]) -> TextClause:
+    samples = TraceSamples.__table__
+    new = (insert_ignore("postgresql", ExecutionTrace, _CONFLICT).values(_trace_columns())
+           .returning(ExecutionTrace.__table__.c.id).cte("new_trace"))
     series = [bindparam(f"samples_{name}", type_=samples.c[name].type)
               for name in ("t_seconds", "rss_bytes", "cpu_seconds")]
-    return (insert(samples).from_select(["trace_id", "t_seconds", "rss_bytes", "cpu_seconds"],
-                                        select(new.c.id, *series))
-            .add_cte(new, nest_here=True).returning(samples.c.trace_id))
+    statement = (insert(samples).from_select(["trace_id", "t_seconds", "rss_bytes", "cpu_seconds"],
+                                             select(new.c.id, *series))
+                 .add_cte(new, nest_here=True).returning(samples.c.trace_id))
+    return frozen(statement, dialect)
 
 
 def _series(samples: Any) -> dict[str, list[Any]]:
@@ -83,14 +108,14 @@ def insert_trace_pg(conn: Connection, task_pk: int, row: dict[str, Any], samples
     """Insert one trace (and its samples) in one statement on an autocommit connection; its id or None if stored."""
     values = trace_values(task_pk, row)
     if samples is None:
-        return conn.execute(_trace_insert("postgresql"), values).scalar()
+        return conn.execute(_trace_insert(type(conn.dialect)), values).scalar()
     params = {**values, **{f"samples_{k}": v for k, v in _series(samples).items()}}
-    return conn.execute(_trace_with_samples_pg(), params).scalar()
+    return conn.execute(_trace_with_samples_pg(type(conn.dialect)), params).scalar()
 
 
 def insert_trace(conn: Connection, task_pk: int, row: dict[str, Any], samples: Any = None) -> int | None:
     """Insert one trace and then its samples inside the caller's transaction; its id or None if stored."""
-    trace_id = conn.execute(_trace_insert(conn.dialect.name), trace_values(task_pk, row)).scalar()
+    trace_id = conn.execute(_trace_insert(type(conn.dialect)), trace_values(task_pk, row)).scalar()
     if trace_id is not None and samples is not None:
         conn.execute(insert(TraceSamples.__table__), {"trace_id": trace_id, **_series(samples)})
     return trace_id
@@ -98,7 +123,7 @@ def insert_trace(conn: Connection, task_pk: int, row: dict[str, Any], samples: A
 
 def insert_traces(conn: Connection, dialect: str, rows: Iterable[dict[str, Any]], batch_size: int) -> int:
     """Multi-row inserts of ``batch_size`` full rows (:func:`trace_values`); how many were new."""
-    statement = _trace_insert(dialect)
+    statement = _bulk_trace_insert(dialect)
     inserted = 0
     batch: list[dict[str, Any]] = []
     for values in rows:
@@ -148,14 +173,16 @@ def copy_traces(conn: Connection, rows: Iterable[dict[str, Any]], chunk: int = 1
 
 
 @lru_cache(maxsize=None)
-def upsert_snapshot(dialect: str, replace: bool):  # type: ignore[no-untyped-def]
+def upsert_snapshot(dialect: type[Dialect], replace: bool) -> TextClause:
     """Insert or update the snapshot of ``(task_pk, method)``; unless ``replace``, a newer stored one is kept."""
     table = ModelSnapshot.__table__
-    statement = _insert(dialect)(table)
+    statement = _insert(dialect.name)(table).values(
+        {c.key: bindparam(c.key, type_=c.type) for c in table.c if c.key != "id"})
     excluded = statement.excluded
     changed = {name: excluded[name] for name in ("version", "runs", "watermark", "state", "updated_at")}
     where = None if replace else or_(table.c.watermark.is_(None), excluded.watermark >= table.c.watermark)
-    return statement.on_conflict_do_update(index_elements=["task_pk", "method"], set_=changed, where=where)
+    return frozen(statement.on_conflict_do_update(index_elements=["task_pk", "method"], set_=changed, where=where),
+                  dialect)
 
 
 def insert_record(conn: Connection, record: Any) -> int:
