@@ -209,13 +209,19 @@ def airflow(tmp_path: Path, pg_database: str) -> Any:
         af.stop()
 
 
-def _claims(af: _Airflow, run_id: str, n: int) -> list[dict[str, Any]]:
-    """``n`` mirror claims for ``crunch`` in ``run_id``, sent at the same moment from ``n`` threads."""
+def _claims(af: _Airflow, run_id: str, n: int, *, hold_row: float = 0.0) -> list[dict[str, Any]]:
+    """``n`` mirror claims for ``crunch`` in ``run_id``, sent at the same moment from ``n`` threads.
+
+    ``hold_row`` seconds: the test holds ``crunch``'s row lock meanwhile, so all
+    claims are in flight together when it lets go (the race, made certain).
+    """
     from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import text
 
     url = f"{af.base}/mirrorscale/airflow/dags/{DAG_ID}/runs/{run_id}/tasks/crunch/mirror-claim"
     token = af.token("admin", "admin-pw")
-    gate = threading.Barrier(n)
+    gate = threading.Barrier(n + 1)
 
     def claim(k: int) -> dict[str, Any]:
         body = json.dumps({"map_index": -1, "by": f"upstream-{k}"}).encode()
@@ -225,8 +231,15 @@ def _claims(af: _Airflow, run_id: str, n: int) -> list[dict[str, Any]]:
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())
 
-    with ThreadPoolExecutor(n) as pool:
-        return list(pool.map(claim, range(n)))
+    with af.engine.connect() as conn, ThreadPoolExecutor(n) as pool:
+        if hold_row:
+            conn.execute(text("select 1 from task_instance where dag_id = :d and run_id = :r and task_id = 'crunch' "
+                              "for update"), {"d": DAG_ID, "r": run_id})
+        answers = [pool.submit(claim, k) for k in range(n)]
+        gate.wait()
+        time.sleep(hold_row)
+        conn.rollback()  # lets go of the row
+        return [a.result() for a in answers]
 
 
 def _allocation(store: Any, allocation_id: int) -> Any:
@@ -298,7 +311,7 @@ def test_downstream_gets_its_mirrored_allocation_before_it_starts(airflow: Any, 
     release = tmp_path / "release-api-down"
     af.trigger("api-down", {"kib": 100, "hold": 150, "release_file": str(release)})
     af.wait_for("crunch waiting in api-down", lambda: (af.crunch("api-down") or {}).get("state") in WAITING, 120)
-    claims = _claims(af, "api-down", 6)  # the double-mirror race: one claim wins, the rest are told who has it
+    claims = _claims(af, "api-down", 6, hold_row=2.0)  # the double-mirror race: one wins, the rest learn who
     winners = [c["by"] for c in claims if c["claimed"]]
     assert len(winners) == 1, claims
     assert all(c["by"] == winners[0] for c in claims if not c["claimed"]), claims
