@@ -56,9 +56,9 @@ def light_path(batch: np.ndarray) -> int:
 
 @mirrorscale_policy(mode="recommend", mirror=True, default_memory="96MiB")
 @task
-def heavy_path(batch: np.ndarray, block_seconds: float = 0.005) -> int:
+def heavy_path(batch: np.ndarray, write_seconds_per_million: float = 0.1) -> int:
     """Memory-hungry processing: sort and rank the batch (about 4x the batch), then write the ranked
-    batch out block by block (simulated: ``block_seconds`` per block). Returns a checksum."""
+    batch out block by block (simulated: ``write_seconds_per_million`` per million items). Returns a checksum."""
     order = np.argsort(batch, kind="stable")
     ranked = batch[order]
     ranks = np.empty_like(order)
@@ -66,7 +66,7 @@ def heavy_path(batch: np.ndarray, block_seconds: float = 0.005) -> int:
     checksum = 0
     for block in np.array_split(ranked, 64):
         checksum += int(block[::997].sum())
-        time.sleep(block_seconds)
+        time.sleep(len(block) * write_seconds_per_million / 1e6)
     return checksum + int(ranks[0])
 
 

@@ -85,7 +85,8 @@ def _phase_rows(runs: Sequence[PipelineRun]) -> list[list[str]]:
 
 def _row(name: str, s: PhaseTotals, e: PhaseTotals) -> list[str]:
     return [name, f"{s.oom_kills} -> {e.oom_kills}", f"{s.reruns} -> {e.reruns}",
-            f"{s.makespan:.1f} -> {e.makespan:.1f}", f"{s.wasted_gib_s:.2f} -> {e.wasted_gib_s:.2f}",
+            f"{s.makespan:.1f} -> {e.makespan:.1f}", f"{e.mirror_seconds:.1f}",
+            f"{s.wasted_gib_s:.2f} -> {e.wasted_gib_s:.2f}",
             f"{s.allocated_gib_s:.2f} -> {e.allocated_gib_s:.2f}"]
 
 
@@ -113,7 +114,8 @@ def write_report(path: Path, runs: Sequence[PipelineRun], pipelines: Sequence[Pi
         "starts, from its history and, for volatile tasks, from a mirror run on a sample of today's input). "
         f"History store: {store_url}.")
     report.heading("Summary (without -> with mirrorscale)")
-    report.table(["pipeline", "OOM kills", "reruns", "makespan s", "memory wastage GiB*s", "memory allocated GiB*s"],
+    report.table(["pipeline", "OOM kills", "reruns", "makespan s", "of it mirrors s", "memory wastage GiB*s",
+                  "memory allocated GiB*s"],
                  _phase_rows(runs))
     volatile = volatile_tasks(r for r in runs if r.phase == "enforce")
     report.bullets([
@@ -140,10 +142,10 @@ def write_report(path: Path, runs: Sequence[PipelineRun], pipelines: Sequence[Pi
     report.table(["phase", "pipeline", "input", "change", "attempts", "OOM kills", "mirrors", "seconds",
                   "wastage GiB*s"], _run_rows(runs))
     if extra_png is not None and extra_png.exists():
-        report.heading("Replay of the imported Nextflow traces")
+        report.heading("Replay of recorded nf-core traces")
         uri = "data:image/png;base64," + base64.b64encode(extra_png.read_bytes()).decode("ascii")
-        report.figure_png(uri, caption="Memory wastage per sizing method when the imported nf-core traces are "
-                          "replayed (mirrorscale replay --from-store).")
+        report.figure_png(uri, caption="Cumulative memory wastage per sizing method when recorded nf-core "
+                          "Nextflow traces are replayed (mirrorscale replay FILES).")
     report.heading("Look further")
     report.bullets(list(commands))
     report.paragraph(f"Peak memory is the rise of the task process's resident memory while it ran; sizes like "

@@ -136,7 +136,7 @@ def _finish(console: object, args: argparse.Namespace, home: Path, runs: list, s
     from mirrorscale.demo.console import print_summary
     from mirrorscale.demo.metrics import write_summary
     from mirrorscale.demo.scenario import pipelines
-    from mirrorscale.demo.traces import replay_imported, trace_files
+    from mirrorscale.demo.traces import replay_files, trace_files
 
     console.rule("summary")
     rows = print_summary(console, runs)
@@ -145,7 +145,11 @@ def _finish(console: object, args: argparse.Namespace, home: Path, runs: list, s
     files = trace_files([])
     if not args.quick and not args.no_replay and files:
         plot = home / "replay_wastage.png"
-        replay_imported(files, plot)
+        try:
+            replay_files(files, plot)
+        except Exception as exc:  # noqa: BLE001 - the replay is an extra; the report is written anyway
+            console.print(f"[yellow]the replay of the recorded traces failed ({exc!r}); the report goes without it[/]")
+            plot = None
     report = write_report(home / "report.html", runs, pipelines(args.quick), store_url=config.database_url(),
                           wall_seconds=time.perf_counter() - started, extra_png=plot, commands=_commands(home))
     console.rule(f"done in {time.perf_counter() - started:.0f} s")

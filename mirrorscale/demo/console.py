@@ -110,13 +110,15 @@ def print_summary(console: Console, runs: Sequence[PipelineRun]) -> list[dict[st
     """The final table (without vs. with mirrorscale) and the decisions behind it; returns its rows."""
     rows = summary_rows(runs)
     table = Table(title="without mirrorscale (static settings) -> with mirrorscale (enforce), as measured above")
-    for header in ("pipeline", "OOM kills", "reruns", "makespan s", "change", "mem. wastage GiB*s", "change"):
+    for header in ("pipeline", "OOM kills", "reruns", "makespan s", "change", "of it mirrors s", "mem. wastage GiB*s",
+                   "change"):
         table.add_column(header, justify="left" if header == "pipeline" else "right")
     for row in rows:
         s, e = row["static"], row["enforce"]
         assert isinstance(s, PhaseTotals) and isinstance(e, PhaseTotals)
         table.add_row(str(row["pipeline"]), f"{s.oom_kills} -> {e.oom_kills}", f"{s.reruns} -> {e.reruns}",
                       f"{s.makespan:.1f} -> {e.makespan:.1f}", _change(s.makespan, e.makespan),
+                      f"{e.mirror_seconds:.1f}",
                       f"{s.wasted_gib_s:.2f} -> {e.wasted_gib_s:.2f}", _change(s.wasted_gib_s, e.wasted_gib_s))
     console.print(table)
     enforce_runs = [r for r in runs if r.phase == "enforce"]

@@ -6,6 +6,7 @@ figure                 how
 OOM kills              task attempts stopped for outgrowing their allocation
 reruns                 pipeline runs that had to be run again after a failure
 makespan               wall time of every attempt of every pipeline run, summed
+                       (mirror runs included: they run before their task)
 memory wastage         per task attempt: (allocation - peak) x wall time for a
                        success, allocation x wall time for a killed attempt
                        (the replay's accounting); in GiB x seconds
@@ -39,6 +40,7 @@ class PhaseTotals:
     wasted_gib_s: float = 0.0
     allocated_gib_s: float = 0.0
     mirrors: int = 0
+    mirror_seconds: float = 0.0
     sized: int = 0
     mirrored_tasks: dict[str, int] = field(default_factory=dict)
 
@@ -58,6 +60,7 @@ def totals(runs: Iterable[PipelineRun]) -> PhaseTotals:
             out.sized += task.allocated is not None
             if task.mirror is not None:
                 out.mirrors += 1
+                out.mirror_seconds += float(task.mirror.get("seconds") or 0.0)
                 name = f"{run.pipeline}.{task.task}"
                 out.mirrored_tasks[name] = out.mirrored_tasks.get(name, 0) + 1
     return out

@@ -63,10 +63,11 @@ class Pipeline:
 
 
 def _kinds(values: list[int]) -> list[str]:
-    """``grow``/``shrink``/``spike`` for each value against the one before (spike: > 1.8x the run before)."""
+    """``grow``/``shrink`` against the run before, ``spike`` above 1.5x every earlier run."""
     kinds = [""]
-    for before, value in zip(values, values[1:]):
-        kinds.append("spike" if value > 1.8 * before else "grow" if value > before else "shrink"
+    for i in range(1, len(values)):
+        value, before = values[i], values[i - 1]
+        kinds.append("spike" if value > 1.5 * max(values[:i]) else "grow" if value > before else "shrink"
                      if value < before else "")
     return kinds
 
@@ -100,6 +101,6 @@ def pipelines(quick: bool = False) -> list[Pipeline]:
                 _fanout([[32, 64, 400, 48]], hold=0.5)]
     return [
         _etl([20, 30, 40, 55, 70, 90, 60, 35, 200, 45, 80, 120]),
-        _branch([3, 12, 16, 4, 20, 24, 2, 14, 28, 6, 18, 40, 22, 5]),
-        _fanout([[24, 40, 32, 64, 48, 96, 56, 72], [40, 64, 48, 400, 56, 96, 72, 88]], hold=1.5),
+        _branch([3, 12, 16, 4, 20, 24, 2, 14, 28, 6, 18, 48, 22, 5]),
+        _fanout([[24, 64, 32, 96, 48, 72], [40, 64, 400, 56, 96, 88]], hold=3.0),
     ]

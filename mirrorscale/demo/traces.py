@@ -1,10 +1,10 @@
 """The demo's second part: import recorded Nextflow traces and replay them (``python -m mirrorscale.demo traces``).
 
-Imports the sample nf-core trace files into the store (SQLite by default),
-replays the stored runs to compare mirrorscale's sizing with the baselines (and
-plots the wastage) and, run on its own, also lists the latest runs, one line per
-task, and explains the allocation of the busiest task. Needs only the core
-package (no engine).
+Run on its own it imports the sample nf-core trace files into the store (SQLite
+by default), lists the latest runs and one line per task, replays the stored runs
+to compare mirrorscale's sizing with the baselines (and plots the wastage), and
+explains the allocation of the busiest task; the pipeline demo only replays the
+files (:func:`replay_files`). Needs only the core package (no engine).
 
 Trace files: the arguments, else ``$MIRRORSCALE_DEMO_TRACES`` (a folder), else
 ``../shared/traces/nfcore`` beside the repository.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mirrorscale import config
 
-__all__ = ["busiest_task", "main", "replay_imported", "trace_files"]
+__all__ = ["busiest_task", "main", "replay_files", "trace_files"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,12 +60,11 @@ def _run_steps(steps: Sequence[tuple[str, list]]) -> int:
     return 0
 
 
-def replay_imported(files: Sequence[Path], plot: Path) -> int:
-    """Import ``files`` and replay every stored run with each sizing method (table + wastage ``plot``)."""
+def replay_files(files: Sequence[Path], plot: Path) -> int:
+    """Replay the trace ``files`` with each sizing method (table + wastage ``plot``); the store is not touched."""
     return _run_steps([
-        (f"import {len(files)} recorded nf-core trace file(s)", ["traces", "import", *map(str, files)]),
-        ("replay the stored runs: memory wasted and failed attempts per sizing method",
-         ["replay", "--from-store", "--plot", str(plot)]),
+        (f"replay {len(files)} recorded nf-core trace file(s): memory wasted and failed attempts per sizing method",
+         ["replay", *map(str, files), "--plot", str(plot)]),
     ])
 
 
