@@ -14,7 +14,7 @@ from mirrorscale.policy import format_bytes
 from mirrorscale.store.history import TaskSummary
 from mirrorscale.store.models import ExecutionTrace, Task
 from mirrorscale.web.plots import PlotPoint, forecast_vs_actual_svg
-from mirrorscale.web.queries import TaskView
+from mirrorscale.web.queries import TaskView, Wastage, wastage
 
 __all__ = ["index_page", "pipeline_page", "task_page", "plot_points"]
 
@@ -24,7 +24,7 @@ _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.2em;color:#222}
 table{border-collapse:collapse;margin:.6em 0;font-size:13px}
 th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left;white-space:nowrap;vertical-align:top}
-tr.detail td{color:#555;padding:0 8px 6px 2em;border-bottom:1px solid #ddd}
+td.wrap{white-space:normal}tr.detail td{color:#555;padding:0 8px 6px 2em;border-bottom:1px solid #ddd}
 tr.detail div{white-space:normal;max-width:calc(100vw - 6em);position:sticky;left:2em}
 tr:has(+ tr.detail) td{border-bottom:none}tr.current td,tr.current + tr.detail td{background:#fff6d5}.scroll{overflow-x:auto;max-width:100%}
 svg.ms-plot{max-width:100%;height:auto}
@@ -160,6 +160,30 @@ def _shadow_table(view: TaskView, run_id: str | None) -> str:
         row_class=["current" if _same_run(s.run_id, run_id) else "" for s in shadows], table_id="shadows")
 
 
+def _waste_cell(found: Wastage, none: str) -> str:
+    if not found.runs:
+        return f"<span class='muted'>{escape(none)}</span>"
+    maq = "" if found.maq is None else f", MAQ {found.maq:.0%}"
+    return (f"{found.wasted_gbh:.3g} GB·h wasted over {found.runs} run(s), {found.under_allocated} "
+            f"under-allocated{maq}")
+
+
+def _status_table(view: TaskView) -> str:
+    """Mirror life cycle (volatility, hotspot) and replay-style wastage of the shown runs."""
+    state = view.mirror_state
+    if state is None:
+        mirror = ("<span class='muted'>no mirror decision recorded (mirroring off for this task, or not yet a "
+                  "hotspot on the predicted path)</span>")
+    else:
+        volatility = "" if state.volatility is None else f" · volatility {state.volatility:.2f}"
+        mirror = f"<b>{escape(state.state)}</b>{volatility} · {escape(state.reason)}"
+    rows = [("mirror", mirror),
+            ("wastage, as applied", _waste_cell(wastage(view), "no shown run had an allocation applied")),
+            ("wastage, as decided", _waste_cell(wastage(view, decided=True), "no shown run had a decision"))]
+    body = "".join(f"<tr><th>{escape(name)}</th><td class='wrap'>{cell}</td></tr>" for name, cell in rows)
+    return f"<table id='status'><tbody>{body}</tbody></table>"
+
+
 def task_page(href: Href, view: TaskView, run_id: str | None = None) -> str:
     """Forecast vs. actual plot, the runs table, allocations with reasons, mirror shadows.
 
@@ -177,7 +201,7 @@ def task_page(href: Href, view: TaskView, run_id: str | None = None) -> str:
         numeric=(2, 4, 5, 6, 7, 9, 10, 11, 12), table_id="runs")
     shown = f" · run {escape(run_id)} highlighted" if run_id else ""
     body = (f"<p class='muted'>engine {escape(task.engine)} · {len(view.traces)} run(s) shown{shown}</p>"
-            f"<div id='plot'>{plot}</div><h2>Runs</h2>{table}<h2>Allocations</h2>{_decision_table(view, run_id)}"
+            f"{_status_table(view)}<div id='plot'>{plot}</div><h2>Runs</h2>{table}<h2>Allocations</h2>{_decision_table(view, run_id)}"
             f"<h2>Mirror shadows</h2>{_shadow_table(view, run_id)}")
     crumbs = [("mirrorscale", href("/")), (task.pipeline_id, href("/pipelines/" + quote(task.pipeline_id, safe=""))),
               (task.task_id, None)]

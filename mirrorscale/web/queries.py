@@ -8,6 +8,13 @@ before headroom; the engine plugins record these in every mode but
 ``"<run>#<index>"`` the run's own forecast is used when there is none for the
 index). Allocations and mirror shadows are listed newest first with their
 reasons.
+
+:func:`wastage` scores the shown runs the way ``mirrorscale replay`` does: an
+allocation below the run's peak (or a run killed for memory) wastes
+``allocation x wall time``, a sufficient one ``(allocation - peak) x wall
+time``; MAQ = used / (used + wasted). It is computed twice: for what was
+applied to each run, and for what was decided for it (in mode ``recommend``
+nothing is applied, so this shows what following the advice would have cost).
 """
 
 from __future__ import annotations
@@ -17,9 +24,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from mirrorscale.store.history import HistoryStore
-from mirrorscale.store.models import Allocation, ExecutionTrace, Prediction, ResourceShadow, Task
+from mirrorscale.store.models import Allocation, ExecutionTrace, MirrorState, Prediction, ResourceShadow, Task
 
-__all__ = ["Forecast", "TaskView", "MEMORY_TARGETS", "load_task_view", "pipeline_tasks"]
+__all__ = ["Forecast", "TaskView", "Wastage", "wastage", "MEMORY_TARGETS", "load_task_view", "pipeline_tasks"]
 
 MEMORY_TARGETS = ("memory", "peak_rss_bytes", "memory_bytes")
 """Prediction targets read as memory forecasts."""
@@ -44,6 +51,7 @@ class TaskView:
     forecasts: dict[str, Forecast]
     allocations: list[Allocation]
     shadows: list[ResourceShadow]
+    mirror_state: MirrorState | None = None
 
     def forecast_for(self, run_id: str) -> Forecast | None:
         """The memory forecast made for ``run_id`` (or for its DAG run, for a mapped index)."""
@@ -93,7 +101,48 @@ def load_task_view(store: HistoryStore, pipeline_id: str, task_id: str, *, engin
         ))
     forecasts = _allocation_estimates(store, task, {t.run_id for t in traces})
     forecasts.update({p.run_id: Forecast(p.value, p.low, p.high) for p in predictions})  # newest per run wins
-    return TaskView(task=task, traces=traces, forecasts=forecasts, allocations=allocations, shadows=shadows)
+    return TaskView(task=task, traces=traces, forecasts=forecasts, allocations=allocations, shadows=shadows,
+                    mirror_state=store.latest_mirror_state((task.engine, pipeline_id, task_id)))
+
+
+@dataclass(frozen=True)
+class Wastage:
+    """Replay-style memory wastage of some runs under one set of allocations (GB·h, decimal GB)."""
+
+    runs: int
+    under_allocated: int
+    wasted_gbh: float
+    used_gbh: float
+
+    @property
+    def maq(self) -> float | None:
+        """Memory allocation quality: used / (used + wasted); None without runs."""
+        total = self.used_gbh + self.wasted_gbh
+        return self.used_gbh / total if total > 0 else None
+
+
+def wastage(view: TaskView, *, decided: bool = False) -> Wastage:
+    """Wastage of the shown runs under what was applied to them (or, ``decided``, what was decided for them)."""
+    decisions: dict[str, int] = {}
+    if decided:
+        for a in sorted(view.allocations, key=lambda a: (a.created_at, a.id)):  # the newest decision per run
+            if a.memory_bytes:
+                decisions[a.run_id] = int(a.memory_bytes)
+    runs = under = 0
+    wasted = used = 0.0
+    for t in view.traces:
+        allocation = decisions.get(t.run_id) if decided else t.allocated_memory_bytes
+        if not allocation or t.peak_rss_bytes is None or t.wall_seconds is None:
+            continue
+        runs += 1
+        hours = t.wall_seconds / 3600
+        if t.outcome == "oom_killed" or allocation < t.peak_rss_bytes:
+            under += 1
+            wasted += allocation * hours
+        else:
+            wasted += (allocation - t.peak_rss_bytes) * hours
+        used += t.peak_rss_bytes * hours
+    return Wastage(runs=runs, under_allocated=under, wasted_gbh=wasted / 1e9, used_gbh=used / 1e9)
 
 
 def _allocation_estimates(store: HistoryStore, task: Task, run_ids: set[str]) -> dict[str, Forecast]:

@@ -148,6 +148,8 @@ def test_user_logs_in_and_reads_the_dags_mirrorscale_view(site: Site, browser: A
         text = decisions.inner_text()
         assert "recommend" in text and "history of" in text  # each decision with its reason
         assert site.run_id in text  # the real run was sized before it started
+        status = view.locator("table#status").inner_text()
+        assert "no shown run had an allocation applied" in status and "MAQ" in status  # recommend: decided only
         runs = view.locator("table#runs")
         assert runs.locator("tbody tr").count() == 8  # a week of history and the real run
         assert decisions.locator("tr.detail").first.inner_text().startswith("why: ")  # the reason, readable

@@ -61,6 +61,7 @@ def seed(url: str) -> None:
                            input_size_bytes=(10 + 5 * i) * MiB, peak_rss_bytes=(80 + 40 * i) * MiB,
                            allocated_memory_bytes=(100 + 50 * i) * MiB, cpu_seconds=1.0, wall_seconds=60.0,
                            source="test")
+    store.record_mirror_state(key, state="active", reason="hotspot: 3 runs, input grows 50 % a run", volatility=0.4)
     store.record_trace(engine=SLASHED[0], pipeline_id=SLASHED[1], task_id=SLASHED[2], run_id="run-s",
                        started_at=start, peak_rss_bytes=50 * MiB, source="test")
 
@@ -117,6 +118,15 @@ def test_forecasts_come_from_the_allocators_estimate(ui_server: str) -> None:
     assert [r["forecast_bytes"] for r in json.loads(body)["runs"]] == [(90 + 40 * i) * MiB for i in range(3)]
     page = _get(ui_server + "/pipelines/etl/tasks/transform")[1]
     assert 'class="ms-forecast"' in page and "+12%" in page  # the dashed line and the error column (90 vs 80 MiB)
+
+
+def test_task_page_shows_mirror_status_and_wastage(ui_server: str) -> None:
+    page = _get(ui_server + "/pipelines/etl/tasks/transform")[1]
+    status = page[page.index("id='status'"):page.index("id='plot'")]
+    assert "<b>active</b> · volatility 0.40 · hotspot: 3 runs" in status
+    # allocated 100/150/200 MiB, peaks 80/120/160 MiB, 60 s each: 90 MiB·min wasted, 360 used -> MAQ 80 %
+    assert "over 3 run(s), 0 under-allocated, MAQ 80%" in status
+    assert status.count("MAQ 80%") == 2  # applied == decided here: enforce mode applied every decision
 
 
 def test_ids_with_slashes_are_reachable_from_the_index(ui_server: str) -> None:
