@@ -3,7 +3,8 @@
 Why: every Airflow task runs in a fresh process, so without a stored model the
 first decision of each process refits the task's newest 200 runs (tens of
 milliseconds; issue 7 asks for a decision p99 of 20 ms at a million runs). The
-row holds the JSON state (never a pickle), its layout ``version`` and the
+row holds the JSON state (never a pickle; ``json``, not ``jsonb``: it is only
+ever read and written whole), its layout ``version`` and the
 ``watermark`` (``started_at`` of the newest run the model saw): a new process
 restores the model and feeds only the runs from the watermark on. Unique on
 ``(task_pk, method)``, which is also the index of the lookup.
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 revision, down_revision = "20261127_0003", "20261127_0002"
 branch_labels = depends_on = None
@@ -37,8 +37,7 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("runs", sa.Integer(), nullable=False),
         sa.Column("watermark", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("state", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-                  nullable=False),
+        sa.Column("state", sa.JSON(), nullable=False),  # read and written whole: json text, not jsonb
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["task_pk"], ["mirrorscale_task.id"],
                                 name=op.f("fk_mirrorscale_model_snapshot_task_pk_mirrorscale_task"),

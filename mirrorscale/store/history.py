@@ -38,7 +38,7 @@ from mirrorscale.store.models import (
     TraceSamples,
     utcnow,
 )
-from mirrorscale.store.rows import NEWEST, SINCE, TraceRow, detached, newest_records
+from mirrorscale.store.rows import NEWEST, SINCE, TraceRow, detached, newest_records, selecting
 from mirrorscale.store.schema import ensure_schema
 
 TaskKey = tuple[str, str, str]
@@ -186,7 +186,7 @@ class HistoryStore:
             return cached
         names = dict(zip(("engine", "pipeline_id", "task_id"), key))
         if session is None:
-            pk = self._once(lambda conn: conn.scalar(_TASK_PK, names))
+            pk = self._once(lambda conn: conn.scalar(selecting(_TASK_PK, type(conn.dialect)), names))
         else:
             pk = session.scalar(_TASK_PK, names)
         if pk is not None:
@@ -366,10 +366,12 @@ class HistoryStore:
         if pk is None:
             return []
         if after is None:
-            rows = self._once(lambda conn: conn.execute(NEWEST, {"task_pk": pk, "limit": limit}).all())
+            rows = self._once(lambda conn: conn.execute(selecting(NEWEST, type(conn.dialect)),
+                                                        {"task_pk": pk, "limit": limit}).all())
             rows.reverse()
         else:
-            rows = self._once(lambda conn: conn.execute(SINCE, {"task_pk": pk, "after": after, "limit": limit}).all())
+            rows = self._once(lambda conn: conn.execute(selecting(SINCE, type(conn.dialect)),
+                                                        {"task_pk": pk, "after": after, "limit": limit}).all())
         return [TraceRow(*row) for row in rows]
 
     def latest_shadow(self, key: TaskKey) -> ResourceShadow | None:
@@ -408,7 +410,8 @@ class HistoryStore:
         pk = self.known_task_pk(None, key)
         if pk is None:
             return None
-        return self._once(lambda conn: conn.execute(_SNAPSHOT, {"task_pk": pk, "method": method}).first())
+        return self._once(lambda conn: conn.execute(selecting(_SNAPSHOT, type(conn.dialect)),
+                                                    {"task_pk": pk, "method": method}).first())
 
     def save_model(self, key: TaskKey, method: str, *, version: int, runs: int, watermark: datetime | None,
                    state: dict[str, Any], replace: bool = False) -> bool:
@@ -445,7 +448,8 @@ class HistoryStore:
         pk = self.known_task_pk(None, key)
         if pk is None:
             return [] if limit else None
-        rows = self._once(lambda conn: conn.execute(newest_records(model), {"task_pk": pk, "limit": limit or 1}).all())
+        rows = self._once(lambda conn: conn.execute(newest_records(model, type(conn.dialect)),
+                                                    {"task_pk": pk, "limit": limit or 1}).all())
         found = [detached(model, row) for row in rows]
         return found if limit else (found[0] if found else None)
 

@@ -301,5 +301,6 @@ class ModelSnapshot(Base):
     """Successful runs the model had learned from."""
     watermark: Mapped[datetime | None] = mapped_column(UTCDateTime())
     """``started_at`` of the newest run the model had seen."""
-    state: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """The model as JSON text (also on PostgreSQL: a blob read whole, so ``json``, not ``jsonb``)."""
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

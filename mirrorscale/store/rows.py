@@ -5,9 +5,12 @@ window and the allocator's incremental refit). Materialising them as ORM
 :class:`~mirrorscale.store.models.ExecutionTrace` objects (identity map,
 joined task row, every column) costs more than the query itself, so
 :meth:`HistoryStore.traces_since` returns :class:`TraceRow` tuples built
-from a Core ``SELECT`` of :data:`TRACE_ROW_COLUMNS` only. The statements are
-built once, with bound parameters, so SQLAlchemy compiles each one once per
-process.
+from a Core ``SELECT`` of :data:`TRACE_ROW_COLUMNS` only.
+
+Every hot-path statement is compiled to SQL once per dialect and process
+(:func:`frozen`) and run as a typed ``text()``: a task's process makes one
+decision, and compiling its half-dozen ``SELECT`` constructs for the new
+engine cost more than running them.
 
 =======================  ===================================================
 statement                plan (both stores)
@@ -23,7 +26,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Dialect, Row, TextClause, bindparam, select, text
+from sqlalchemy.sql.selectable import TextualSelect
 
 from mirrorscale.store.models import ExecutionTrace
 
@@ -66,6 +70,15 @@ class TraceRow(NamedTuple):
         return cls(**{**doc, "started_at": started})
 
 
+def frozen(statement: Any, dialect: type[Dialect]) -> TextClause:
+    """``statement`` compiled once for the ``dialect`` class, as a ``text()`` with the same typed bound parameters."""
+    compiled = statement.compile(dialect=dialect(paramstyle="named"))
+    sql = compiled.string.replace("::", r"\:\:")  # PostgreSQL casts (x::JSONB) are not parameters
+    params = (bindparam(name, param.value, type_=param.type, required=param.required)
+              for param, name in compiled.bind_names.items())  # keeps literals the compiler bound (SQLite OFFSET 0)
+    return text(sql).bindparams(*params)
+
+
 _trace = ExecutionTrace.__table__.c
 TRACE_ROW_COLUMNS = tuple(_trace[name] for name in TraceRow._fields)
 """The columns :class:`TraceRow` holds, in its field order."""
@@ -88,11 +101,17 @@ SINCE = (
 
 
 @lru_cache(maxsize=None)
-def newest_records(model: type):  # type: ignore[no-untyped-def]
+def selecting(statement: Any, dialect: type[Dialect]) -> TextualSelect:
+    """The ``SELECT`` ``statement`` frozen for ``dialect``, its result columns typed as in the statement."""
+    return frozen(statement, dialect).columns(*statement.selected_columns)
+
+
+@lru_cache(maxsize=None)
+def newest_records(model: type, dialect: type[Dialect]) -> TextualSelect:
     """The newest ``:limit`` rows of ``model`` (shadows, allocations, states) of task ``:task_pk``, newest first."""
     table = model.__table__
-    return (select(*table.c).where(table.c.task_pk == bindparam("task_pk"))
-            .order_by(table.c.created_at.desc(), table.c.id.desc()).limit(bindparam("limit")))
+    return selecting(select(*table.c).where(table.c.task_pk == bindparam("task_pk"))
+                     .order_by(table.c.created_at.desc(), table.c.id.desc()).limit(bindparam("limit")), dialect)
 
 
 def detached(model: type, row: Row[Any]) -> Any:

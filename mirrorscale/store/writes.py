@@ -20,7 +20,7 @@ PostgreSQL and SQLite ``Insert`` constructs set ``inherit_cache = False``), so
 each execution would compile it again, about a millisecond of Python per
 trace. The single-row statements of the hot path are therefore compiled once
 per dialect into a ``text()`` with the same typed parameters
-(:func:`frozen`), which SQLAlchemy does cache.
+(:func:`~mirrorscale.store.rows.frozen`), which SQLAlchemy does cache.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from functools import lru_cache
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, TextClause, bindparam, insert, or_, select, text
+from sqlalchemy import Connection, Dialect, TextClause, bindparam, insert, or_, select
 
 from mirrorscale.store.models import ExecutionTrace, ModelSnapshot, TraceSamples, UTCDateTime, utcnow
+from mirrorscale.store.rows import frozen
 
 TRACE_COLUMNS = frozenset(c.key for c in ExecutionTrace.__table__.columns) - {"id", "task_pk"}
 """Columns a caller may give for one trace."""
@@ -62,13 +63,6 @@ def insert_ignore(dialect: str, model: type, conflict_columns: tuple[str, ...]):
 def trace_values(task_pk: int, row: dict[str, Any]) -> dict[str, Any]:
     """Every column of one trace row (batched inserts need the same keys in each row)."""
     return {**_DEFAULTS, "features": {}, "recorded_at": utcnow(), **row, "task_pk": task_pk}
-
-
-def frozen(statement: Any, dialect: type[Dialect]) -> TextClause:
-    """``statement`` compiled once for the ``dialect`` class, as a ``text()`` with the same typed bound parameters."""
-    compiled = statement.compile(dialect=dialect(paramstyle="named"))
-    sql = compiled.string.replace("::", r"\:\:")  # PostgreSQL casts (x::JSONB) are not parameters
-    return text(sql).bindparams(*(bindparam(name, type_=param.type) for param, name in compiled.bind_names.items()))
 
 
 def _trace_columns() -> dict[str, Any]:
