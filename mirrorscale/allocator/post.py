@@ -8,7 +8,8 @@ this order (numeric effect on an example with ``headroom = 0.15``,
 step             rule                                                 1.8 GiB estimate
 ===============  ===================================================  ===========================
 headroom         x (1 + headroom)                                     2.07 GiB
-bounds           clamp to [min_allowed, max_allowed] (always; VPA)    2.07 GiB (inside)
+bounds           clamp to [min_allowed, max_allowed] (always; VPA),   2.07 GiB (inside)
+                 never below MEMORY_FLOOR (16 MiB)
 pool slots       ceil(memory / pool_slot_memory), >= 1; 1 if unset    3 slots
 CPU              predicted CPU s / wall s, up to 0.1 core, >= 0.1,    1.63 -> 1.7 cores
                  clamped to the cpu bounds
@@ -35,6 +36,12 @@ SIZE_CLASSES: tuple[tuple[str, float], ...] = (("small", 1 * GIB), ("medium", 8 
 """Size class of an allocation: the first class whose upper bound (exclusive) exceeds its memory."""
 CPU_STEP = 0.1
 """CPU requests are rounded up to this many cores."""
+MEMORY_FLOOR = 16 * 1024**2
+"""The least memory an allocation gives when the policy sets no ``min_allowed`` (or the task's own
+``default_memory``, when that is smaller: a user's own figure is never raised). Below it a task's RSS
+rise is mostly noise (allocator arenas, a lazily imported module): a task whose history shows a few KiB
+would be stopped by its memory guard for a 1 MiB log buffer. VPA's own floor is far higher (250 MiB
+per pod); a task's rise measured by Prefect is often a few MiB, so the floor stays small."""
 
 
 def with_headroom(memory: int, policy: TaskPolicy) -> int:
@@ -43,13 +50,17 @@ def with_headroom(memory: int, policy: TaskPolicy) -> int:
 
 
 def within_bounds(memory: int, policy: TaskPolicy) -> tuple[int, str]:
-    """``memory`` clamped to the policy's memory bounds, and the phrase for the reason."""
+    """``memory`` clamped to the policy's memory bounds (no lower bound: :data:`MEMORY_FLOOR`), and the
+    phrase for the reason."""
     bounds = policy.memory
-    clamped = int(bounds.clamp(memory))
-    lo = "0" if bounds.min_allowed is None else format_bytes(bounds.min_allowed)
+    floor = bounds.min_allowed
+    if floor is None:
+        floor = MEMORY_FLOOR if policy.default_memory is None else min(MEMORY_FLOOR, policy.default_memory)
+    clamped = int(bounds.clamp(max(memory, floor)))
+    lo = format_bytes(floor)
     hi = "inf" if bounds.max_allowed is None else format_bytes(bounds.max_allowed)
     if clamped > memory:
-        return clamped, f"raised to min_allowed {lo}"
+        return clamped, f"raised to {'min_allowed' if bounds.min_allowed is not None else 'the floor'} {lo}"
     if clamped < memory:
         return clamped, f"capped at max_allowed {hi}"
     return clamped, f"within [{lo}, {hi}]"

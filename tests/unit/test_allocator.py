@@ -210,6 +210,16 @@ def test_bounds_clamp_is_explained() -> None:
     assert allocation.memory_bytes == GIB and "capped at max_allowed 1 GiB" in allocation.reason
 
 
+def test_a_tiny_history_never_gives_less_than_the_floor_unless_the_policy_allows_it() -> None:
+    tiny = history(10, 40 * 1024)  # a task whose measured rise is 40 KiB: its guard must not stop it for 1 MiB
+    allocation = Allocator(FakeStore(tiny), policies(mode="enforce")).decide(KEY, "next")
+    assert allocation.memory_bytes == 16 * MIB and "raised to the floor 16 MiB" in allocation.reason
+    opted_out = Allocator(FakeStore(tiny), policies(mode="enforce", memory={"min_allowed": 0})).decide(KEY, "next")
+    assert opted_out.memory_bytes < MIB and "within [0 B, inf]" in opted_out.reason
+    own = Allocator(FakeStore(tiny), policies(mode="enforce", default_memory="4MiB")).decide(KEY, "next")
+    assert own.memory_bytes == 4 * MIB  # the task's own smaller figure is the floor, never raised
+
+
 def test_fresh_narrow_shadow_wins_and_stale_one_does_not() -> None:
     noisy = [trace(i, int(GIB * (1.6 if i % 2 else 0.7))) for i in range(30)]
     pol = policies(mode="recommend", headroom=0.0)
