@@ -33,10 +33,17 @@ class Method:
     name: str
     description: str
     factory: Callable[[], Sizer] = field(repr=False)
+    workflow_factory: Callable[[], object] | None = field(default=None, repr=False)
+    """Makes what the sizers of one workflow share (None: they share nothing)."""
 
-    def new_sizer(self) -> Sizer:
-        """A fresh sizer for a task type with no history."""
-        return self.factory()
+    def new_workflow(self) -> object | None:
+        """What the sizers of a new workflow's tasks share (pass it to :meth:`new_sizer`), or None."""
+        return None if self.workflow_factory is None else self.workflow_factory()
+
+    def new_sizer(self, workflow: object | None = None) -> Sizer:
+        """A fresh sizer for a task type with no history, joined to ``workflow`` when given."""
+        sizer = self.factory()
+        return sizer if workflow is None else sizer.share(workflow)
 
 
 class WorkflowDefaultSizer:

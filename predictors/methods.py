@@ -7,11 +7,12 @@ The project's own best method is ``mirrorscale`` (the online selector of
 from __future__ import annotations
 
 from mirrorscale.predictors.baselines import BASELINES, Method
+from mirrorscale.predictors.pool import WorkflowPool
 from mirrorscale.predictors.selector import SelectorSizer
 from mirrorscale.predictors.vpa import VPASizer
 
 OWN = Method("mirrorscale", "online selector of size-aware models with cost-optimal margins and a smart retry",
-             SelectorSizer)
+             SelectorSizer, WorkflowPool)
 VPA = Method("vpa", "VPA-style: decaying histogram p90 +15 %, confidence scaling, OOM bump", VPASizer)
 
 METHODS: dict[str, Method] = {m.name: m for m in (*BASELINES[:-1], VPA, OWN, BASELINES[-1])}

@@ -15,6 +15,9 @@ cold start      0 runs: the workflow's request (e.g. 8 GB); until a model
                 (1.0 GB, 2 runs -> 1.25 GB); scaled linearly with the input
                 when it is larger than any seen
 select          the model with the least decayed hypothetical cost
+young model     while the chosen model has fewer than ``few_runs`` (10)
+                errors, at most the cold-start rule (max seen x (1 + 0.5 /
+                n)): 2 early errors of 10 % would put a t bound at x 1.4
 bound           prediction x exp(the margin that minimises expected
                 wastage, a failure costing ``failure_cost`` allocations
                 (default: the failed attempt's own, times the retry's
@@ -34,7 +37,9 @@ monotone floor  at least the largest usage of earlier runs whose input was
                 no larger (within 1 %: one input's byte counts jitter), x
                 exp(spread): memory rarely shrinks as input grows (earlier
                 run with less input used 1.90 GB, spread 1 % -> >= 1.92 GB);
-                with fewer than ``few_runs`` (10) runs, of any earlier run
+                with fewer than ``few_runs`` (10) runs, of any earlier run,
+                unless usage already ranks with the input (Kendall's tau,
+                one-sided 1 %: 6 runs in the inputs' order, tau 1 >= 0.83)
 guard           where the models cannot be trusted, at least the plain VPA
                 rule (p90 + 15 %): beyond the largest input seen when usage
                 grows with the input (log-log slope >= 0.1; then also the
@@ -51,8 +56,11 @@ retry           first retry not 2x: the largest error seen, widened by (1 + fail
                 above the failed allocation, widened (the run used more
                 than that: 0.94 GB failed, an earlier run used 0.98 GB ->
                 >= 0.99 GB); never more than 2x; capped like allocations.
-                A second failure of the same run means it is outside
-                everything the history knows: 2x from then on
+                A first retry steps further where the workflow's pooled
+                overshoots of earlier failures make that cheaper
+                (:mod:`~mirrorscale.predictors.pool`; before any, VPA's
+                +20 % counts as one). A second failure of the same run means
+                it is outside everything the history knows: 2x from then on
 ==============  =============================================================
 """
 
@@ -65,6 +73,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mirrorscale.predictors.bounds import DEFAULT_PRIOR_EXCESS, DEFAULT_RECENT, DEFAULT_WINDOW, ResidualBound
+from mirrorscale.predictors.pool import WorkflowPool
 from mirrorscale.predictors.quantile import DEFAULT_HALF_LIFE, POINT_MODELS, decay_weights, fit_loglinear, log_size
 from mirrorscale.predictors.sizing import MIB, History, Run, request_or_fallback
 
@@ -83,6 +92,8 @@ DEFAULT_INPUT_TOLERANCE = 0.01
 """Inputs within 1 % of each other count as the same size (byte counts of one input jitter)."""
 DEFAULT_NOISY_SPREAD = 0.10
 """Upside spread (mean log excess) above which a task's models explain too little to undercut the reference."""
+KENDALL_Z = 2.326
+"""One-sided 1 % normal quantile of Kendall's tau test (usage grows with input)."""
 REFERENCE_PERCENTILE, REFERENCE_MARGIN = 90.0, 0.15
 """The plain VPA rule (p90 of usages + 15 %), the guard where the models cannot be trusted."""
 
@@ -181,6 +192,14 @@ class SelectorSizer:
         self.chosen: Expert | None = None
         self.reason = "no runs yet: the workflow's request"
         self._since_jump = drift_runs
+        self.workflow: WorkflowPool | None = None
+        """What this workflow's tasks share (:meth:`share`); None: this task alone."""
+        self._first_failed: float | None = None
+
+    def share(self, workflow: WorkflowPool) -> SelectorSizer:
+        """Join ``workflow``: first retries learn from its tasks' overshoots, and report this one's; returns self."""
+        self.workflow = workflow
+        return self
 
     def _cap(self, run: Run, allocation: float, above: float = 0.0) -> float:
         allocation = max(allocation, self.floor)
@@ -195,10 +214,24 @@ class SelectorSizer:
         """The largest usage of earlier runs with no more input than ``run`` (0 when none or unknown)."""
         if not self.monotone_floor or run.input_size is None or not len(self.history):
             return 0.0
-        if len(self.history) < self.few_runs:  # too few runs to tell how usage depends on the input
-            return float(self.history.usage.max())
+        if len(self.history) < self.few_runs and not self.grows_with_input():
+            return float(self.history.usage.max())  # too few runs to tell how usage depends on the input
         smaller = self.history.input_size <= run.input_size * (1.0 + self.input_tolerance)
         return float(self.history.usage[smaller].max()) if smaller.any() else 0.0
+
+    def grows_with_input(self) -> bool:
+        """Whether usage rises with the input beyond chance (Kendall's tau, one-sided 1 % test).
+
+        Few runs cannot fit a size model, but they can show a clear order: 6
+        runs whose usage ranks exactly as their inputs (tau = 1 >= 0.83) come
+        by chance less than once in 100 if usage ignored the input.
+        """
+        x, u = self.history.input_size, self.history.usage
+        n = len(x)
+        if n < 4 or not np.all(np.isfinite(x)):
+            return False
+        tau = float(np.sum(np.sign(x[:, None] - x[None, :]) * np.sign(u[:, None] - u[None, :]))) / (n * (n - 1))
+        return tau >= KENDALL_Z * math.sqrt(2.0 * (2 * n + 5) / (9.0 * n * (n - 1)))
 
     def beyond_inputs(self, run: Run) -> float:
         """How many times larger ``run``'s input is than any seen (0 when it is not, or unknown)."""
@@ -261,19 +294,24 @@ class SelectorSizer:
         """
         return min(self.alpha, 1.0 / (len(self.history) + 1) ** 2)
 
+    def max_seen_rule(self, run: Run) -> tuple[float, str]:
+        """The largest usage x (1 + confidence / n) (scaled linearly with more input than any seen), and why."""
+        n = len(self.history)
+        reason = f"{n} run(s) known: max seen x (1 + {self.confidence:g} / {n})"
+        allocation = float(self.history.usage.max())
+        ratio = self.beyond_inputs(run)
+        if ratio:  # more input than any run so far: assume usage grows (at most) linearly with it
+            allocation = max(allocation, self._largest_input_usage() * ratio)
+            reason += f", input {ratio:.2f} x the largest seen (linear growth)"
+        return allocation * (1.0 + self.confidence / n), reason
+
     def allocate(self, run: Run) -> float:
         """Bytes for ``run``: the request in cold start, else the best model's bound, capped."""
         self.chosen = self.best()
         if self.chosen is None:
             if len(self.history):
-                n = len(self.history)
-                self.reason = f"{n} run(s) known: max seen x (1 + {self.confidence:g} / {n})"
-                allocation = float(self.history.usage.max())
-                ratio = self.beyond_inputs(run)
-                if ratio:  # more input than any run so far: assume usage grows (at most) linearly with it
-                    allocation = max(allocation, self._largest_input_usage() * ratio)
-                    self.reason += f", input {ratio:.2f} x the largest seen (linear growth)"
-                return self._cap(run, allocation * (1.0 + self.confidence / n))
+                allocation, self.reason = self.max_seen_rule(run)
+                return self._cap(run, allocation)
             self.reason = f"{len(self.history)} run(s) known: the workflow's request"
             return request_or_fallback(run)
         raw, leverage = self.chosen.raw(self.history, run.input_size)
@@ -281,6 +319,10 @@ class SelectorSizer:
         margin = self._log_margin(self.chosen, alpha, leverage)
         allocation = raw * math.exp(margin)
         self.reason = f"model {self.chosen.name} x {math.exp(margin):.3f} (alpha {alpha:.2g})"
+        if self.chosen.errors.n < self.few_runs:
+            cold, why = self.max_seen_rule(run)
+            if cold < allocation:  # few errors: the model's bound is no tighter than max seen
+                allocation, self.reason = cold, f"{why} (below the young model {self.chosen.name}'s bound)"
         lower = self.monotone_lower(run) * math.exp(self.chosen.errors.spread)
         if lower > allocation:
             allocation = lower
@@ -293,7 +335,9 @@ class SelectorSizer:
 
     def retry(self, run: Run, failed: float, failures: int) -> float:
         """After a failure: the largest error seen, widened per failure, and at least the
-        smallest earlier usage above ``failed`` (the run needs more than ``failed``); capped."""
+        smallest earlier usage above ``failed`` (the run needs more than ``failed``); a first
+        retry may step further where the workflow's pooled overshoots make that cheaper
+        (:class:`~mirrorscale.predictors.pool.WorkflowPool`); capped."""
         target = 2.0 * failed
         if self.chosen is not None:
             raw, leverage = self.chosen.raw(self.history, run.input_size)
@@ -304,10 +348,15 @@ class SelectorSizer:
             if len(above):  # conditional on usage > failed: the next level the history knows
                 target = max(target, float(above.min()) * math.exp(self.chosen.errors.spread))
             target = min(target, 2.0 * failed)  # never a bigger step than doubling
+            if failures == 1 and self.workflow is not None:  # how far this workflow's failed runs overshot
+                step = self.workflow.retry_step(math.log(target / failed), max(self.chosen.errors.spread, 0.01))
+                target = failed * math.exp(step)
             if failures >= 2:  # the history's largest error did not cover it: the run is outside it, double
                 target = 2.0 * failed
         elif len(self.history):
             target = max(target / 2.0 * 1.25, float(self.history.usage.max()) * 1.25)
+        if failures == 1:
+            self._first_failed = failed
         return self._cap(run, target, above=failed)
 
     def observe(self, run: Run) -> None:
@@ -321,6 +370,9 @@ class SelectorSizer:
         if run.request and run.usage > run.request:
             self.request_held = False
         self.history.append(run)
+        if self._first_failed is not None and self.workflow is not None:
+            self.workflow.report_overshoot(math.log(run.usage / self._first_failed))
+        self._first_failed = None
 
     # -- JSON-safe persistence ---------------------------------------------------------------
 

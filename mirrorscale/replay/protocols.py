@@ -46,6 +46,17 @@ def by_workflow(tasks: Iterable[ReplayTask]) -> dict[str, list[ReplayTask]]:
     return dict(groups)
 
 
+def new_workflow(method: SizingMethod) -> object | None:
+    """What ``method``'s sizers of one workflow share (None for methods that share nothing)."""
+    factory = getattr(method, "new_workflow", None)
+    return None if factory is None else factory()
+
+
+def new_sizer(method: SizingMethod, shared: object | None) -> object:
+    """A fresh sizer of ``method``, joined to the workflow's ``shared`` state when there is one."""
+    return method.new_sizer() if shared is None else method.new_sizer(shared)
+
+
 def _no_progress(_: int) -> None:
     return None
 
@@ -59,10 +70,11 @@ def chronological(tasks: Sequence[ReplayTask], methods: Sequence[SizingMethod],
         for method in methods:
             tally = Tally(workflow, method.name)
             sizers: dict[str, object] = {}
+            shared = new_workflow(method)
             for run in ordered:
                 sizer = sizers.get(run.task)
                 if sizer is None:
-                    sizer = sizers[run.task] = method.new_sizer()
+                    sizer = sizers[run.task] = new_sizer(method, shared)
                 tally.add(replay_run(sizer, run))
                 sizer.observe(run)
             progress(len(ordered))
@@ -98,8 +110,9 @@ def sizey(tasks: Sequence[ReplayTask], methods: Sequence[SizingMethod],
         for method in methods:
             tally = Tally(workflow, method.name)
             against_peak = method.name in PEAK_SCORED_METHODS
+            shared = new_workflow(method)
             for warmup, replayed in splits:
-                sizer = method.new_sizer()
+                sizer = new_sizer(method, shared)
                 for run in warmup:
                     sizer.observe(run)
                 for run in replayed:
