@@ -50,6 +50,10 @@ WINDOW = 200
 """Runs read on a task's first fit (the newest ones)."""
 RECENT = 20
 """Runs behind the band, CPU ratio, wall time and baseline statistics."""
+SIZER_SETTINGS = {"floor": 0.0}
+"""Sizer parameters the allocator sets its own way: the least memory of an allocation is the policy's
+(``min_allowed``, else :data:`~mirrorscale.allocator.post.MEMORY_FLOOR`), not the replay's 250 MiB,
+which would give a 20 MiB task 250 MiB."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,7 @@ class TaskModel:
     def __init__(self, *, method: str = "mirrorscale") -> None:
         self.method = method
         self.sizer = METHODS[method].new_sizer()
+        self.adopt(self.sizer)
         self.runs = 0
         self.last_started: datetime | None = None
         self._ids_at_last: set[int] = set()
@@ -136,6 +141,13 @@ class TaskModel:
         self.skipped = 0
         self._warned: set[int] = set()
         """Stored rows skipped as corrupt or from another schema version (see the module doc)."""
+
+    def adopt(self, sizer: Any) -> None:
+        """Use ``sizer`` (new or restored), with the allocator's :data:`SIZER_SETTINGS` where it has them."""
+        for name, value in SIZER_SETTINGS.items():
+            if hasattr(sizer, name):
+                setattr(sizer, name, value)
+        self.sizer = sizer
 
     def feed(self, traces: Iterable[Any]) -> int:
         """Learn from ``traces`` (oldest first), skipping ones already seen; returns how many were new."""

@@ -95,7 +95,7 @@ def restore(state: Any, *, method: str) -> TaskModel:
     if from_state is None:
         raise SnapshotError(f"the {method!r} sizer cannot be restored from a state")
     try:
-        model.sizer = from_state(state.get("sizer"))
+        model.adopt(from_state(state.get("sizer")))
         model.runs = _count(state, "runs")
         model.skipped = _count(state, "skipped")
         model.last_started = _time(state.get("last_started"))

@@ -220,6 +220,17 @@ def test_a_tiny_history_never_gives_less_than_the_floor_unless_the_policy_allows
     assert own.memory_bytes == 4 * MIB  # the task's own smaller figure is the floor, never raised
 
 
+def test_a_small_task_is_sized_from_its_own_usage_not_the_replays_250_mib_floor() -> None:
+    from mirrorscale.allocator.snapshot import model_state, restore
+
+    allocator = Allocator(FakeStore(history(30, 20 * MIB)), policies(mode="enforce", headroom=0.1))
+    allocation = allocator.decide(KEY, "next")
+    assert 20 * MIB < allocation.memory_bytes < 32 * MIB, allocation.reason
+    state = model_state(allocator.model(KEY))
+    state["sizer"]["params"]["floor"] = 250 * MIB  # a snapshot written with the sizer's own floor
+    assert restore(state, method="mirrorscale").sizer.floor == 0.0
+
+
 def test_fresh_narrow_shadow_wins_and_stale_one_does_not() -> None:
     noisy = [trace(i, int(GIB * (1.6 if i % 2 else 0.7))) for i in range(30)]
     pol = policies(mode="recommend", headroom=0.0)
