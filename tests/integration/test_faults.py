@@ -418,6 +418,39 @@ def test_corrupt_and_foreign_rows_are_skipped_with_a_warning_and_the_model_refit
     assert store.count_traces() == 30 + len(CORRUPT) + 5  # nothing deleted
 
 
+SNAPSHOT_FAULTS = {
+    "state not an object": lambda state: [1, 2, 3],
+    "layout from another version": lambda state: {**state, "version": 999},
+    "sizer state truncated": lambda state: {**state, "sizer": {"version": state["sizer"]["version"]}},
+    "history of the wrong types": lambda state: {**state, "sizer": {**state["sizer"], "history": "lots"}},
+    "a number where a list belongs": lambda state: {**state, "errors": 7},
+}
+
+
+@pytest.mark.parametrize("fault", sorted(SNAPSHOT_FAULTS))
+def test_a_corrupt_stored_model_is_skipped_with_a_warning_refit_and_replaced(
+        fault: str, store_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    store = HistoryStore.open(store_url)
+    store.add_traces(trace(i) for i in range(30))
+    features = {"input_size_bytes": 40 * 10**6}
+    first = Allocator(store, POLICIES).decide(KEY, "first", features=features)  # fits, stores the model
+    stored = store.load_model(KEY, "mirrorscale")
+    assert stored is not None and stored.runs == 30
+    restored = Allocator(store, POLICIES)  # another process: restores the stored model, fits nothing
+    assert restored.decide(KEY, "again", features=features).memory_bytes == first.memory_bytes
+
+    store.save_model(KEY, "mirrorscale", version=stored.version, runs=stored.runs, watermark=stored.watermark,
+                     state=SNAPSHOT_FAULTS[fault](stored.state), replace=True)
+    caplog.set_level(logging.WARNING, logger="mirrorscale")
+    allocation = Allocator(store, POLICIES).decide(KEY, "after", features=features)
+    assert allocation is not None and allocation.memory_bytes == first.memory_bytes  # refit from the runs
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1 and "skipped the stored mirrorscale model" in warned[0] and "refitting" in warned[0]
+    mended = store.load_model(KEY, "mirrorscale")
+    assert mended.state == stored.state and mended.runs == 30  # replaced by the refit model
+    assert store.count_traces() == 30  # nothing stored was lost
+
+
 def test_nothing_is_unpickled_from_the_database() -> None:
     root = Path(__file__).resolve().parents[2]
     offenders = []
