@@ -50,10 +50,14 @@ from mirrorscale.mirror.sandbox import run_sandboxed, warm_up_seconds
 MIB = 2**20
 
 
-def measure(workload: Workload, fraction: float, seed: int, args: Any, kwargs: Any) -> dict[str, Any]:
-    """Mirror one workload, run it in full, and compare."""
+def measure(workload: Workload, fraction: float, seed: int, args: Any, kwargs: Any,
+            rows_only: bool = False) -> dict[str, Any]:
+    """Mirror one workload, run it in full, and compare (``rows_only``: positional samples, never keyed)."""
+    samplers = dict(workload.samplers)
+    if rows_only:
+        samplers = {**{str(i): "rows" for i in range(len(args))}, **{k: "rows" for k in kwargs}, **samplers}
     started, parent0 = time.perf_counter(), time.process_time()
-    shadow = preview(workload.fn, args, kwargs, sample_fraction=fraction, samplers=workload.samplers or None)
+    shadow = preview(workload.fn, args, kwargs, sample_fraction=fraction, samplers=samplers or None)
     preview_seconds, parent_cpu = time.perf_counter() - started, time.process_time() - parent0
     cold = run_sandboxed(workload.fn, args, kwargs, mirror=False, niceness=0)
     full = run_sandboxed(workload.fn, args, kwargs, mirror=False, niceness=0)  # the first run's memory recycled
@@ -155,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fraction", type=float, default=0.05, help="sample fraction (default 0.05)")
     parser.add_argument("--seed", type=int, default=1, help="input generator seed")
     parser.add_argument("--repeat", type=int, default=1, help="runs per workload; the table shows medians")
+    parser.add_argument("--rows-only", action="store_true",
+                        help="sample every argument by position (no keyed samples), to compare")
     options = parser.parse_args(argv)
     import pandas  # noqa: F401 - the harness uses pandas, so the mirror forkserver preloads it
 
@@ -166,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         args, kwargs = workload.make_input(options.seed)
         for i in range(options.repeat):
             loads.append(os.getloadavg()[0])
-            row = measure(workload, options.fraction, options.seed, args, kwargs)
+            row = measure(workload, options.fraction, options.seed, args, kwargs, options.rows_only)
             runs[i].append(row)
             print(f"  {workload.name} run {i + 1}: peak {_pct(row.get('peak_err', float('nan')))} wall* "
                   f"{_pct(row.get('wall_err', float('nan')))} mirror cpu {row.get('mirror_cpu', float('nan')):.1%}",

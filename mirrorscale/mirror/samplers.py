@@ -28,6 +28,7 @@ for real runs) are recorded as features of the mirror run.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -56,15 +57,18 @@ def sample_positions(n: int, fraction: float, seed: int) -> list[int]:
     return _positions(n, fraction, seed).tolist()
 
 
+@functools.lru_cache(maxsize=4)
 def _positions(n: int, fraction: float, seed: int) -> Any:
-    """:func:`sample_positions` as a sorted numpy array, in time proportional to the sample."""
+    """:func:`sample_positions` as a sorted, read-only numpy array (the last few are cached)."""
     import numpy as np
 
     k = sample_count(n, fraction)
     if k == n:
-        return np.arange(n)
-    chosen = np.random.default_rng(seed).choice(n, k, replace=False)
-    chosen.sort()
+        chosen = np.arange(n)
+    else:
+        chosen = np.random.default_rng(seed).choice(n, k, replace=False)
+        chosen.sort()
+    chosen.flags.writeable = False
     return chosen
 
 
@@ -171,7 +175,7 @@ def resolve_sampler(spec: Sampler | str) -> Sampler:
 
 @dataclass(frozen=True)
 class SampledInput:
-    """The sampled arguments of one mirror run and their sizes before and after."""
+    """The sampled arguments of one mirror run, their sizes before and after, and how each was sampled."""
 
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
@@ -180,6 +184,11 @@ class SampledInput:
     full_bytes: int
     sampled_bytes: int
     sampled: tuple[str, ...] = field(default=())
+    plans: dict[str, Any] = field(default_factory=dict, compare=False)
+    """Argument name -> :class:`~mirrorscale.mirror.keyed.KeyPlan` of the key-sampled arguments."""
+    profiles: dict[str, Any] = field(default_factory=dict, compare=False)
+    """Argument name -> :class:`~mirrorscale.mirror.distinct.DistinctProfile` of row-sampled arguments
+    whose keys grow sub-linearly."""
 
     @property
     def effective_fraction(self) -> float:
@@ -187,10 +196,59 @@ class SampledInput:
         return self.sampled_bytes / self.full_bytes if self.full_bytes else self.fraction
 
     def features(self) -> dict[str, Any]:
-        """The sizes as features of the mirror run, for the shadow's evidence."""
-        return {"sample_fraction": self.fraction, "effective_fraction": round(self.effective_fraction, 6),
-                "sampled_input_bytes": self.sampled_bytes, "full_input_bytes": self.full_bytes,
-                "sampled_arguments": list(self.sampled), "seed": self.seed}
+        """The sizes (and any keyed plans) as features of the mirror run, for the shadow's evidence."""
+        out = {"sample_fraction": self.fraction, "effective_fraction": round(self.effective_fraction, 6),
+               "sampled_input_bytes": self.sampled_bytes, "full_input_bytes": self.full_bytes,
+               "sampled_arguments": list(self.sampled), "seed": self.seed}
+        if self.plans:
+            out["keyed"] = {name: plan.evidence() for name, plan in self.plans.items()}
+        if self.profiles:
+            out["distinct"] = {name: profile.evidence() for name, profile in self.profiles.items()}
+        return out
+
+
+def _length(value: Any) -> int | None:
+    """The row count of a sized argument that samplers cut by position, else None."""
+    if isinstance(value, (list, tuple)) or _is_pandas(value) or _is_numpy(value):
+        return len(value)
+    return None
+
+
+def _keyed_spec(spec: Any) -> tuple[str | None] | None:
+    """``"hash"`` -> ``(None,)``, ``"hash:COLUMN"`` -> ``("COLUMN",)``; anything else None."""
+    if not isinstance(spec, str) or not (spec == "hash" or spec.startswith("hash:")):
+        return None
+    column = spec.partition(":")[2]
+    return (column or None,)
+
+
+def _resolved(samplers: Mapping[str | int, Sampler | str] | None) -> dict[str, Sampler | str]:
+    """``samplers`` by argument name, references resolved (the built-in ``rows`` and ``hash`` specs kept)."""
+    return {str(k): v if v == "rows" or _keyed_spec(v) else resolve_sampler(v) for k, v in (samplers or {}).items()}
+
+
+def _sample_argument(value: Any, fraction: float, seed: int, spec: Sampler | str | None,
+                     aligned: bool) -> tuple[Any, Any, Any]:
+    """``(sampled value, KeyPlan or None, DistinctProfile or None)`` for one argument (see :func:`sample_inputs`)."""
+    keyed = _keyed_spec(spec)
+    if spec == "rows" or (spec is None and aligned):
+        return sample_value(value, fraction, seed), None, None
+    if callable(spec):
+        return spec(value, fraction, seed), None, None
+    from mirrorscale.mirror.keyed import assess_keys, sample_by_key
+
+    try:
+        plan, profile = assess_keys(value, fraction, seed, column=keyed[0] if keyed else None,
+                                    force=keyed is not None)
+    except (TypeError, KeyError) as exc:  # unhashable values, a missing column
+        if keyed is not None:
+            raise ValueError(f"cannot key-sample by {spec!r}: {exc}") from exc
+        plan = profile = None
+    if plan is None:
+        if keyed is not None:
+            raise ValueError(f"cannot key-sample a {type(value).__name__} by {spec!r}")
+        return sample_value(value, fraction, seed), None, profile if profile and profile.sublinear else None
+    return sample_by_key(value, plan), plan, None
 
 
 def sample_inputs(args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, *, fraction: float,
@@ -198,18 +256,29 @@ def sample_inputs(args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = N
     """Sample every argument of a call by ``fraction`` (see the module docstring).
 
     ``samplers`` maps a keyword name or a positional index (``0`` or ``"0"``) to a
-    custom sampler; other arguments use :func:`sample_value`. Every argument uses
-    the same ``seed``, so arguments of equal length (features ``X`` and labels
-    ``y``) are sampled at the same positions and stay aligned.
+    custom sampler, ``"rows"`` (the positional sample), ``"hash"`` (a keyed
+    sample by the values themselves) or ``"hash:COLUMN"`` (keyed by a
+    DataFrame's column; :mod:`.keyed`). Other arguments use the default: a
+    keyed sample when the argument's keys grow sub-linearly
+    (:class:`~mirrorscale.mirror.distinct.DistinctProfile`) and no other argument
+    has its length, else :func:`sample_value`. Every positional sample uses the
+    same ``seed``, so arguments of equal length (features ``X`` and labels ``y``)
+    are sampled at the same positions and stay aligned.
     """
     sample_count(1, fraction)  # validates the fraction
-    custom = {str(k): resolve_sampler(v) for k, v in (samplers or {}).items()}
+    custom = _resolved(samplers)
     kwargs = dict(kwargs or {})
     names = [str(i) for i in range(len(args))] + list(kwargs)
     values = list(args) + list(kwargs.values())
-    out, sampled, full_bytes, sampled_bytes = [], [], 0, 0
-    for name, value in zip(names, values):
-        new = custom.get(name, sample_value)(value, fraction, seed)
+    lengths = [_length(v) for v in values]
+    out, sampled, plans, profiles, full_bytes, sampled_bytes = [], [], {}, {}, 0, 0
+    for name, value, length in zip(names, values, lengths):
+        aligned = length is not None and lengths.count(length) > 1
+        new, plan, profile = _sample_argument(value, fraction, seed, custom.get(name), aligned)
+        if plan is not None:
+            plans[name] = plan
+        if profile is not None:
+            profiles[name] = profile
         before = value_size(value)
         after = before if new is value else value_size(new)
         if new is not value:
@@ -218,7 +287,7 @@ def sample_inputs(args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = N
         out.append(new)
     return SampledInput(args=tuple(out[: len(args)]), kwargs=dict(zip(list(kwargs), out[len(args):])),
                         fraction=fraction, seed=seed, full_bytes=full_bytes, sampled_bytes=sampled_bytes,
-                        sampled=tuple(sampled))
+                        sampled=tuple(sampled), plans=plans, profiles=profiles)
 
 
 def subsample(sample: SampledInput, fraction: float,
@@ -226,11 +295,30 @@ def subsample(sample: SampledInput, fraction: float,
     """A smaller sample (``fraction`` of the *full* input) drawn from ``sample`` itself.
 
     Cheaper than sampling the full input again, and nested by construction: the
-    smaller sample is part of the larger. Sizes stay relative to the full input.
+    smaller sample is part of the larger. Key-sampled arguments keep the keys
+    that hash below the smaller fraction (:func:`~mirrorscale.mirror.keyed.subsample_by_key`);
+    the others are sampled by ``fraction / sample.fraction`` as
+    :func:`sample_inputs` would, never newly keyed. Sizes stay relative to the full input.
     """
     if not 0 < fraction <= sample.fraction:
         raise ValueError(f"fraction must be in (0, {sample.fraction}], got {fraction!r}")
-    inner = sample_inputs(sample.args, sample.kwargs, fraction=fraction / sample.fraction, seed=sample.seed,
-                          samplers=samplers)
-    return SampledInput(args=inner.args, kwargs=inner.kwargs, fraction=fraction, seed=sample.seed,
-                        full_bytes=sample.full_bytes, sampled_bytes=inner.sampled_bytes, sampled=sample.sampled)
+    from mirrorscale.mirror.keyed import subsample_by_key
+
+    custom = _resolved(samplers)
+    relative = fraction / sample.fraction
+    names = [str(i) for i in range(len(sample.args))] + list(sample.kwargs)
+    out, sampled_bytes = [], 0
+    for name, value in zip(names, list(sample.args) + list(sample.kwargs.values())):
+        spec = custom.get(name)
+        if name in sample.plans:
+            new = subsample_by_key(value, sample.plans[name], fraction)
+        elif callable(spec):
+            new = spec(value, relative, sample.seed)
+        else:
+            new = sample_value(value, relative, sample.seed)
+        sampled_bytes += value_size(new)
+        out.append(new)
+    return SampledInput(args=tuple(out[: len(sample.args)]), kwargs=dict(zip(list(sample.kwargs), out[len(sample.args):])),
+                        fraction=fraction, seed=sample.seed, full_bytes=sample.full_bytes,
+                        sampled_bytes=sampled_bytes, sampled=sample.sampled, plans=sample.plans,
+                        profiles=sample.profiles)

@@ -6,7 +6,9 @@
     shadow = preview(etl.transform, (rows,), sample_fraction=0.05)
     shadow.predicted_peak_rss_bytes, shadow.predicted_wall_seconds, shadow.evidence
 
-``preview`` samples the input at ``sample_fraction`` and draws smaller samples
+``preview`` samples the input at ``sample_fraction`` (keyed by a key column
+when the distinct keys grow sub-linearly, see :mod:`.keyed`; the evidence's
+``keyed`` names the key and the distinct-key estimates) and draws smaller samples
 from that one: a *probe* (2 % of it, 0.1 % of the input by default) that
 measures what a call costs whatever its input, and 20 % of it (1 % of the
 input), so the growth law is read over a factor of fifty in size. It runs one sandboxed mirror per sample, smallest first, each with
@@ -29,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from mirrorscale.mirror.extrapolate import CostPoint, Extrapolation, extrapolate
+from mirrorscale.mirror.extrapolate import CostPoint, Extrapolation, extrapolate, peak_prior_from_keys
 from mirrorscale.mirror.samplers import SampledInput, Sampler, sample_inputs, subsample
 from mirrorscale.mirror.sandbox import SandboxResult, callable_reference, run_sandboxed
 from mirrorscale.policy import TaskPolicy, parse_byte_size
@@ -82,7 +84,9 @@ def _evidence(samples: list[SampledInput], runs: list[SandboxResult], fit: Extra
                for i, (s, r) in enumerate(zip(samples, runs))]
     summary = fit.evidence() if fit else (note or "no estimate: the mirror did not finish")
     doc = {"summary": summary, "mirrors": mirrors, "sampled_arguments": list(samples[0].sampled) if samples else [],
-           "enforcement": list(runs[-1].enforcement) if runs else [], "note": note}
+           "enforcement": list(runs[-1].enforcement) if runs else [], "note": note,
+           "keyed": samples[-1].features().get("keyed", {}) if samples else {},
+           "distinct": samples[-1].features().get("distinct", {}) if samples else {}}
     if fit:
         doc["models"] = {m: {"model": getattr(fit, m).model, "exponent": getattr(fit, m).exponent,
                              "shares": dict(getattr(fit, m).shares), "dominant": getattr(fit, m).dominant}
@@ -194,7 +198,9 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
     if runs and all(r.outcome == "ok" for r in runs):
         points = [_point(s, r, unsized) for s, r in zip(samples, runs)]
         target = 1.0 if unsized else float(max(samples[-1].full_bytes, 1))
-        fit = extrapolate(points, target, history=[] if unsized else history)
+        peak_prior = peak_prior_from_keys(p.heaps_exponent for p in planned[-1].profiles.values())
+        fit = extrapolate(points, target, history=[] if unsized else history,
+                          priors={"peak_rss_bytes": peak_prior} if peak_prior else None)
     return _shadow(sample_fraction, samples, runs, fit, note, spent)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mirrorscale.mirror.extrapolate import CostPoint, extrapolate, fit_growth, fit_scaling
+from mirrorscale.mirror.extrapolate import CostPoint, extrapolate, fit_growth, fit_scaling, peak_prior_from_keys
 
 SIZES = [0.1, 1, 5]  # probe, 1 % and 5 % of an input of size 100
 
@@ -89,3 +89,41 @@ def test_history_at_several_sizes_sets_the_growth_the_mirror_is_read_with() -> N
 def test_needs_some_evidence() -> None:
     with pytest.raises(ValueError):
         extrapolate([], 100)
+
+
+MIB = 2**20
+# a keyed 5 % sample of a 9 M-row group-by (probe, 1 %, 5 %; bytes, peak RSS increase): the 5 % sample sits
+# just past a hash-table doubling, so 1 % -> 5 % looks like p = 1.44
+STEPPED_PEAKS = [CostPoint(219_696, 7.0 * MIB, 0.01, 0.01), CostPoint(2_190_624, 8.5 * MIB, 0.015, 0.015),
+                 CostPoint(10_840_248, 29.5 * MIB, 0.06, 0.06)]
+
+
+def test_a_capacity_step_is_not_read_as_superlinear_memory() -> None:
+    fit = extrapolate(STEPPED_PEAKS, 216_000_000)
+    assert fit.peak_rss_bytes.exponent <= 1.2
+    assert fit.peak_rss_bytes.value < 800 * MIB  # p = 1.44 would say 1.7 GiB (the full run: 256 MiB)
+
+
+def test_quadratic_memory_is_still_read_as_superlinear() -> None:
+    points = [CostPoint(s, 4 * MIB + 4 * MIB * s**2, 0.1 * s, 0.1 * s) for s in SIZES]  # a pairwise matrix
+    fit = extrapolate(points, 100)
+    assert 1.5 <= fit.peak_rss_bytes.exponent < 2  # the price of the prior: 72 % under at twenty-fold
+    assert fit.peak_rss_bytes.value > 10 * 20 * points[-1].peak_rss_bytes / 25  # far above proportional
+
+
+def test_a_key_prior_bends_memory_that_the_points_cannot_tell() -> None:
+    # 0.34, 0.9, 3.1 MiB: fixed + linear or sub-linear, the three points fit both (dedupe of Zipf strings)
+    points = [CostPoint(s, c * MIB, 0.01 * s, 0.01 * s) for s, c in zip(SIZES, [0.34, 0.905, 3.13])]
+    plain = extrapolate(points, 100).peak_rss_bytes
+    prior = peak_prior_from_keys([None, 0.82, 0.9])
+    assert prior == (0.82, 0.3, 0.1)
+    keyed = extrapolate(points, 100, priors={"peak_rss_bytes": prior}).peak_rss_bytes
+    assert plain.exponent >= 0.95 and keyed.exponent == pytest.approx(0.82, abs=0.06)
+    assert keyed.value < 0.8 * plain.value
+    assert peak_prior_from_keys([None]) is None
+
+
+def test_proportional_points_override_a_key_prior() -> None:
+    points = [CostPoint(s, 4 * MIB + 8 * MIB * s, 0.01 * s, 0.01 * s) for s in SIZES]
+    fit = extrapolate(points, 100, priors={"peak_rss_bytes": (0.6, 0.3, 0.05)})
+    assert fit.peak_rss_bytes.exponent >= 0.95
