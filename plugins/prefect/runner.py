@@ -25,7 +25,9 @@ concurrency limit sized to the workers' capacity
 submitted with Ray's ``memory``/``num_cpus`` options, with a ``DaskTaskRunner`` and
 ``dask_resource`` with a Dask resource annotation, and the cluster admits them
 (:mod:`mirrorscale.plugins.prefect.placement`). A memory guard stops a run that
-outgrows its allocation.
+outgrows its allocation. A process pool on Prefect's temporary API server gets that
+server shared with its workers (:mod:`mirrorscale.plugins.prefect.shared_api`), or
+admission would not be shared between them.
 
 When the flow run ends it publishes the run's forecast-vs-actual table and a markdown
 explanation as artifacts (:mod:`mirrorscale.plugins.prefect.artifacts`).
@@ -49,6 +51,7 @@ from mirrorscale.plugins.prefect.measure import MEASURED_ATTRIBUTE, MeasureSpec,
 from mirrorscale.plugins.prefect.mirroring import plan_mirror
 from mirrorscale.plugins.prefect.placement import placement_for
 from mirrorscale.plugins.prefect.policy import resolve_policy
+from mirrorscale.plugins.prefect.shared_api import flow_api_for_workers
 from mirrorscale.plugins.prefect.sizing import SizingSpec
 
 __all__ = ["PredictiveTaskRunner", "STORE_OPEN_TIMEOUT"]
@@ -114,6 +117,7 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
         self._memory: MemoryAdmission | None = None  # set once the limit exists for this run
         self._memory_checked = False
         self._placement: Any = None  # placement.DaskPlacement/RayPlacement, False: none (per flow run)
+        self._workers_api: Any = None  # shared_api.flow_api_for_workers while started
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -151,12 +155,16 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
 
     def __enter__(self) -> PredictiveTaskRunner:
         super().__enter__()
+        workers_api = flow_api_for_workers(self.inner)
+        workers_api.__enter__()
         try:
             self.inner.__enter__()
-        except BaseException:
+        except BaseException as exc:
             self._started = False
+            workers_api.__exit__(type(exc), exc, exc.__traceback__)
             raise
         self._reset()
+        self._workers_api = workers_api
         from mirrorscale import config
 
         self._url = self.store_url or config.database_url()
@@ -173,6 +181,9 @@ class PredictiveTaskRunner(TaskRunner):  # type: ignore[type-arg]
             self.inner.__exit__(exc_type, exc_value, traceback)  # waits for running tasks
         finally:
             super().__exit__(exc_type, exc_value, traceback)
+            if self._workers_api is not None:
+                self._workers_api.__exit__(exc_type, exc_value, traceback)
+                self._workers_api = None
             if self._store is not None and self._submitted:
                 self._record_flow_run("failed" if exc_type is not None else "success")
                 if self.artifacts:
