@@ -42,22 +42,20 @@ on any problem one warning is logged and the downstream keeps its settings.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
+
+from mirrorscale.plugins.airflow.api_client import post_task_route
 
 __all__ = ["wrap_execute", "mirror_downstream", "post_allocation", "claim_mirror", "mirrored_in_run"]
 
 log = logging.getLogger("mirrorscale.airflow")
 
 TIMEOUT_ENV = "MIRRORSCALE_AIRFLOW_MIRROR_TIMEOUT"
-_TOKENS: dict[str, str] = {}
 
 
 def _targets(ti: Any, policies: Any) -> list[tuple[Any, Any]]:
@@ -238,31 +236,6 @@ def _mirror(ti: Any, down: Any, fn: Any, args: list[Any], kwargs: dict[str, Any]
     return shadow.id
 
 
-def _base_url() -> str:
-    url = (os.environ.get("MIRRORSCALE_AIRFLOW_API_URL") or "").strip()
-    if not url:
-        from airflow.configuration import conf
-
-        url = conf.get("api", "base_url", fallback="") or "http://localhost:8080"
-    return url.rstrip("/")
-
-
-def _token(base: str) -> str | None:
-    token = (os.environ.get("MIRRORSCALE_AIRFLOW_API_TOKEN") or "").strip()
-    if token:
-        return token
-    user = os.environ.get("MIRRORSCALE_AIRFLOW_API_USER")
-    if not user:
-        return None
-    if base not in _TOKENS:
-        body = json.dumps({"username": user, "password": os.environ.get("MIRRORSCALE_AIRFLOW_API_PASSWORD", "")})
-        request = urllib.request.Request(f"{base}/auth/token", data=body.encode(),
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            _TOKENS[base] = json.loads(response.read())["access_token"]
-    return _TOKENS[base]
-
-
 def claim_mirror(ti: Any, down: Any) -> dict[str, Any] | None:
     """Claim mirroring ``down`` in ``ti``'s run at the api-server; its answer, or None when it cannot answer.
 
@@ -272,7 +245,7 @@ def claim_mirror(ti: Any, down: Any) -> dict[str, Any] | None:
     """
     claimant = f"{ti.task_id}[{getattr(ti, 'map_index', -1)}]@{socket.gethostname()}:{os.getpid()}"
     try:
-        return _post(str(ti.dag_id), str(ti.run_id), str(down.task_id), "mirror-claim",
+        return post_task_route(str(ti.dag_id), str(ti.run_id), str(down.task_id), "mirror-claim",
                      {"map_index": -1, "by": claimant}, timeout=10)
     except (OSError, RuntimeError, ValueError) as exc:
         log.info("mirrorscale could not claim the mirror of %s.%s (%s); mirroring without a claim",
@@ -282,27 +255,5 @@ def claim_mirror(ti: Any, down: Any) -> dict[str, Any] | None:
 
 def post_allocation(dag_id: str, run_id: str, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
     """POST to the plugin's allocation endpoint on the api-server; the JSON answer (raises on HTTP errors)."""
-    return _post(dag_id, run_id, task_id, "allocation", body)
+    return post_task_route(dag_id, run_id, task_id, "allocation", body)
 
-
-def _post(dag_id: str, run_id: str, task_id: str, route: str, body: dict[str, Any], *,
-          timeout: float = 20) -> dict[str, Any]:
-    """POST ``body`` to one of the plugin's task-instance routes; the JSON answer (raises on HTTP errors)."""
-    from urllib.parse import quote
-
-    from mirrorscale.plugins.airflow.plugin import URL_PREFIX
-
-    base = _base_url()
-    headers = {"Content-Type": "application/json"}
-    token = _token(base)
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    path = (f"{URL_PREFIX}/airflow/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/tasks/"
-            f"{quote(task_id, safe='')}/{route}")
-    request = urllib.request.Request(base + path, data=json.dumps(body).encode(), headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")[:300]
-        raise RuntimeError(f"{path} answered {exc.code}: {detail}") from None

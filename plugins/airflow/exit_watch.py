@@ -239,7 +239,7 @@ def _record(pid: int, run: dict[str, Any], seen: _Seen, evidence: str, oom_rss: 
     usage = ResourceUsage(peak_rss_bytes=peak, baseline_rss_bytes=seen.first_rss, cpu_seconds=seen.cpu_seconds,
                           wall_seconds=(ended - started).total_seconds(), read_bytes=0, write_bytes=0, samples=(),
                           processes_seen=1, peak_source="kernel-oom-report" if peak == oom_rss else "hwm")
-    listener._record(state, usage, ended, "oom_killed", None)
+    listener._record(state, listener._trace_row(state, usage, ended, "oom_killed", None))
 
 
 def oom_evidence(pid: int, victims: dict[int, int] | None, before: int | None, after: int | None) -> str:

@@ -30,6 +30,13 @@ Never in the way: every call is guarded. When anything in mirrorscale fails
 on untouched and **one** warning per task run is logged on the
 ``mirrorscale.airflow`` logger. Writing the trace is bounded by
 ``MIRRORSCALE_AIRFLOW_STORE_TIMEOUT`` seconds (default 20).
+
+Workers that cannot write the store: when the direct write fails (unreachable,
+timed out, read-only), the same trace is posted to the plugin's endpoint on
+the api-server (:mod:`mirrorscale.plugins.airflow.relay`, bounded by
+``MIRRORSCALE_AIRFLOW_RELAY_TIMEOUT``, 10 s), which stores it in its own store;
+only when that fails too is the one warning logged, naming both failures.
+``MIRRORSCALE_AIRFLOW_RELAY=0`` switches the relay off.
 """
 
 from __future__ import annotations
@@ -145,7 +152,7 @@ class TaskRecorder:
         _watch_done(run)
         run.features["breach_rss_bytes"] = rss
         usage = run.monitor.stop()
-        _write_bounded(lambda: _record(run, usage, datetime.now(timezone.utc), "oom_killed", None))
+        _record(run, _trace_row(run, usage, datetime.now(timezone.utc), "oom_killed", None))
 
     def finished(self, ti: Any, outcome: str, *, skipped: bool = False) -> None:
         """Stop measuring ``ti`` and store its trace with ``outcome``."""
@@ -167,7 +174,7 @@ class TaskRecorder:
             if skipped:
                 run.features["skipped"] = True
             branch = _branch(ti)
-            _write_bounded(lambda: _record(run, usage, ended_at, outcome, branch))
+            _record(run, _trace_row(run, usage, ended_at, outcome, branch))
         except Exception as exc:  # noqa: BLE001 - never fail the task
             self._warn(run, "could not store the trace", exc)
 
@@ -334,9 +341,10 @@ def _branch(ti: Any) -> str | None:
     return None
 
 
-def _write_bounded(write: Any) -> None:
-    """Run ``write`` in a thread; raise its error, or TimeoutError after the store timeout."""
-    timeout = float(os.environ.get(STORE_TIMEOUT_ENV, "20") or 20)
+def _write_bounded(write: Any, *, timeout: float | None = None, what: str = "the history store") -> None:
+    """Run ``write`` in a thread; raise its error, or TimeoutError after ``timeout`` (default: the store timeout)."""
+    if timeout is None:
+        timeout = float(os.environ.get(STORE_TIMEOUT_ENV, "20") or 20)
     errors: list[BaseException] = []
 
     def target() -> None:
@@ -349,7 +357,7 @@ def _write_bounded(write: Any) -> None:
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        raise TimeoutError(f"the history store did not answer within {timeout:g} s")
+        raise TimeoutError(f"{what} did not answer within {timeout:g} s")
     if errors:
         raise errors[0]
 
@@ -372,30 +380,57 @@ def _store() -> Any:
         return store
 
 
-def _record(run: _Run, usage: Any, ended_at: datetime, outcome: str, branch: str | None) -> None:
+def _trace_row(run: _Run, usage: Any, ended_at: datetime, outcome: str, branch: str | None) -> dict[str, Any]:
+    """The keywords of :meth:`~mirrorscale.store.history.HistoryStore.record_trace` for one run (samples as lists)."""
     from mirrorscale.plugins.airflow.features import input_size
-    from mirrorscale.store.models import TraceSamples
 
     dag_id, task_id, _, _, try_number = run.key
     features = dict(run.features)
     features["baseline_rss_bytes"] = usage.baseline_rss_bytes
     features["peak_source"] = usage.peak_source
-    samples = TraceSamples(
-        t_seconds=[round(s.t_seconds, 3) for s in usage.samples],
-        rss_bytes=[int(s.rss_bytes) for s in usage.samples],
-        cpu_seconds=[round(s.cpu_seconds, 4) for s in usage.samples],
-    )
+    samples = {"t_seconds": [round(s.t_seconds, 3) for s in usage.samples],
+               "rss_bytes": [int(s.rss_bytes) for s in usage.samples],
+               "cpu_seconds": [round(s.cpu_seconds, 4) for s in usage.samples]}
     allocated = run.allocated
-    _store().record_trace(
-        engine="airflow", pipeline_id=dag_id, task_id=task_id, run_id=store_run_id(run.key),
-        try_number=try_number, started_at=run.started_at, ended_at=ended_at, features=features,
-        input_size_bytes=input_size(features), peak_rss_bytes=int(usage.peak_rss_bytes),
-        cpu_seconds=float(usage.cpu_seconds), wall_seconds=float(usage.wall_seconds),
-        read_bytes=int(usage.read_bytes), write_bytes=int(usage.write_bytes), outcome=outcome,
-        branch=branch, source=SOURCE, samples=samples,
-        allocated_pool=allocated.get("pool"), allocated_pool_slots=allocated.get("pool_slots"),
-        allocated_memory_bytes=allocated.get("memory_bytes"), allocated_cpu=allocated.get("cpu"),
-    )
+    return {
+        "engine": "airflow", "pipeline_id": dag_id, "task_id": task_id, "run_id": store_run_id(run.key),
+        "try_number": try_number, "started_at": run.started_at, "ended_at": ended_at, "features": features,
+        "input_size_bytes": input_size(features), "peak_rss_bytes": int(usage.peak_rss_bytes),
+        "cpu_seconds": float(usage.cpu_seconds), "wall_seconds": float(usage.wall_seconds),
+        "read_bytes": int(usage.read_bytes), "write_bytes": int(usage.write_bytes), "outcome": outcome,
+        "branch": branch, "source": SOURCE, "samples": samples,
+        "allocated_pool": allocated.get("pool"), "allocated_pool_slots": allocated.get("pool_slots"),
+        "allocated_memory_bytes": allocated.get("memory_bytes"), "allocated_cpu": allocated.get("cpu"),
+    }
+
+
+def _record(run: _Run, row: dict[str, Any]) -> None:
+    """Store the trace (bounded); when the store fails, relay it to the api-server (see :mod:`.relay`).
+
+    Raises the store's error when relaying is off, :class:`~.relay.RelayFailed`
+    naming both failures when the relay fails too.
+    """
+    from mirrorscale.store.models import TraceSamples
+
+    try:
+        _write_bounded(lambda: _store().record_trace(**{**row, "samples": TraceSamples(**row["samples"])}))
+        return
+    except Exception as store_error:  # noqa: BLE001 - unreachable, timed out, read-only: try the api-server
+        from mirrorscale.plugins.airflow import relay
+
+        if not relay.enabled():
+            raise
+        dag_id, task_id, dag_run_id, map_index, _ = run.key
+        try:
+            body = relay.payload(row, map_index)
+            answer: list[Any] = []
+            _write_bounded(lambda: answer.append(relay.relay_trace(dag_id, dag_run_id, task_id, body)),
+                           timeout=relay.timeout() + 1, what="the api-server")
+        except Exception as relay_error:  # noqa: BLE001 - both failed: the caller warns once
+            raise relay.RelayFailed(store_error, relay_error) from None
+        log.info("mirrorscale relayed the trace of %s.%s (%s) to the api-server (stored: %s); the store failed: "
+                 "%s: %s", dag_id, task_id, row["run_id"], answer[0].get("stored"), type(store_error).__name__,
+                 store_error)
 
 
 def failure_outcome(error: Any) -> str:

@@ -22,6 +22,11 @@ A second write route makes mirroring a downstream task claim-once (see
 ``{"map_index": -1, "by": "<claimant>"}`` answers ``{"claimed": true}`` to
 exactly one of several upstreams (on several workers) that finish at once;
 the others get ``{"claimed": false, "by": ...}`` and neither mirror nor size it.
+
+A third stores the trace of a worker that cannot reach the store itself
+(:mod:`mirrorscale.plugins.airflow.trace_api`): ``POST .../tasks/{task_id}/trace``,
+strictly validated, idempotent (``{"stored": true|false}``). Every POST body is
+capped at 256 KiB (413).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from fastapi.applications import FastAPI
 
 from airflow.api_fastapi.auth.managers.models.resource_details import AccessView, DagAccessEntity
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag, requires_access_view
+from mirrorscale.plugins.airflow.trace_api import BodyCap, trace_route
 
 __all__ = ["airflow_access", "allocate_waiting", "claim_mirror", "create_airflow_app", "WAITING_STATES",
            "CLAIM_KEY", "CLAIM_SECONDS"]
@@ -69,6 +75,10 @@ def create_airflow_app() -> FastAPI:
     app.add_api_route("/airflow/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/mirror-claim", _claim_route,
                       methods=["POST"], dependencies=[Depends(_may_edit_task_instances)],
                       name="mirrorscale_claim_mirror")
+    app.add_api_route("/airflow/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/trace", trace_route,
+                      methods=["POST"], dependencies=[Depends(_may_edit_task_instances)],
+                      name="mirrorscale_record_trace")
+    app.add_middleware(BodyCap)
     return app
 
 

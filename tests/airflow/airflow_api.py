@@ -30,6 +30,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def refused_url() -> str:
+    """``http://127.0.0.1:<port>`` on a port just closed again: connections to it are refused."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
     """``(status, body)`` of a GET; HTTP errors are answers too."""
     request = urllib.request.Request(url, headers=headers or {})

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import http.server
 import logging
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from airflow_api import refused_url
 
 from mirrorscale.plugins.airflow import downstream
 from mirrorscale.policy import load_policies
@@ -35,12 +35,6 @@ def _server(status: int) -> tuple[http.server.HTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def _refused_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"  # closed again: connections are refused
-
-
 @pytest.fixture
 def upstream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
     (tmp_path / "policy.toml").write_text(POLICY)
@@ -60,7 +54,7 @@ def test_sizing_step_warns_once_when_the_api_is_down(upstream: SimpleNamespace, 
                                                      caplog: pytest.LogCaptureFixture) -> None:
     server = None
     if kind == "refused":
-        url = _refused_url()
+        url = refused_url()
     else:
         server, url = _server(int(kind))
     monkeypatch.setenv("MIRRORSCALE_AIRFLOW_API_URL", url)
