@@ -29,9 +29,9 @@ chunks (same distribution) give the history. Makespan is measured inside the flo
 from the fan-out's submission to its last result, after the pool's workers were
 started (so process start-up does not count); the flow run's wall time is shown too.
 A temporary history store is used, and a temporary Prefect API server started for
-the benchmark unless ``PREFECT_API_URL`` is set. (Prefect's own *ephemeral* mode is
-no good here: every process-pool worker would start a server of its own, each with
-its own concurrency limits.)
+the benchmark unless ``PREFECT_API_URL`` is set (one server for the three ways;
+``PredictiveTaskRunner`` would otherwise share the flow's temporary server with its
+process-pool workers, see :mod:`mirrorscale.plugins.prefect.shared_api`).
 """
 
 from __future__ import annotations
