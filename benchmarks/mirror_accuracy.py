@@ -45,23 +45,47 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from workloads import WORKLOADS, Workload
 
 from mirrorscale.mirror import preview
+from mirrorscale.mirror.extrapolate import CostPoint
+from mirrorscale.mirror.samplers import sample_inputs
 from mirrorscale.mirror.sandbox import run_sandboxed, warm_up_seconds
 
 MIB = 2**20
 
 
+HISTORY_FRACTIONS = (0.25, 0.5)
+"""``--history``: earlier runs of the task on these shares of the input (row samples), as its history."""
+
+
+def past_runs(workload: Workload, args: Any, kwargs: Any) -> list[CostPoint]:
+    """Run the task on :data:`HISTORY_FRACTIONS` of its input, measured like a full run: its history."""
+    rows = {**{str(i): "rows" for i in range(len(args))}, **{k: "rows" for k in kwargs}, **workload.samplers}
+    points = []
+    for share in HISTORY_FRACTIONS:
+        part = sample_inputs(args, kwargs, fraction=share, seed=1, samplers=rows)
+        call = run_sandboxed(workload.fn, part.args, part.kwargs, mirror=False, niceness=0).call
+        if call is not None:
+            points.append(CostPoint(part.sampled_bytes, call.peak_rss_increase_bytes, call.cpu_seconds,
+                                    call.uncontended_wall_seconds))
+    return points
+
+
 def measure(workload: Workload, fraction: float, seed: int, args: Any, kwargs: Any,
-            rows_only: bool = False) -> dict[str, Any]:
-    """Mirror one workload, run it in full, and compare (``rows_only``: positional samples, never keyed)."""
+            rows_only: bool = False, history: bool = False) -> dict[str, Any]:
+    """Mirror one workload, run it in full, and compare.
+
+    ``rows_only``: positional samples, never keyed; ``history``: the task's
+    earlier runs on a quarter and a half of the input are given to ``preview``.
+    """
     samplers = dict(workload.samplers)
     if rows_only:
         samplers = {**{str(i): "rows" for i in range(len(args))}, **{k: "rows" for k in kwargs}, **samplers}
+    past = past_runs(workload, args, kwargs) if history else []
     started, parent0 = time.perf_counter(), time.process_time()
-    shadow = preview(workload.fn, args, kwargs, sample_fraction=fraction, samplers=samplers or None)
+    shadow = preview(workload.fn, args, kwargs, sample_fraction=fraction, samplers=samplers or None, history=past)
     preview_seconds, parent_cpu = time.perf_counter() - started, time.process_time() - parent0
     cold = run_sandboxed(workload.fn, args, kwargs, mirror=False, niceness=0)
     full = run_sandboxed(workload.fn, args, kwargs, mirror=False, niceness=0)  # the first run's memory recycled
-    row: dict[str, Any] = {"workload": workload.name, "outcome": shadow.outcome}
+    row: dict[str, Any] = {"workload": workload.name, "outcome": shadow.outcome, "variant": bool(workload.variant_of)}
     if shadow.outcome != "ok" or full.outcome != "ok" or full.call is None or cold.call is None:
         row["error"] = shadow.error or full.error or cold.error
         return row
@@ -131,9 +155,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
               f"{r['actual_cpu']:>6.2f} "
               f"{_pct(r['cpu_err']):>7} {r['mirror_call_cpu_s']:>6.2f} {r['parent_cpu_s']:>8.2f} {r['mirror_cpu_s']:>8.2f} "
               f"{r['mirror_cpu']:>10.1%}  {r['model']}")
-    done = [r for r in rows if "peak_err" in r]
+    done = [r for r in rows if "peak_err" in r and not r.get("variant")]
     if not done:
         return
+    if len(done) < len([r for r in rows if "peak_err" in r]):
+        print(f"\nsummary over the {len(done)} base workloads (variants, which name other samplers, not counted)")
     peak = [abs(r["peak_err"]) for r in done]
     wall = [abs(r["wall_err"]) for r in done]
     raw = [abs(r["raw_wall_err"]) for r in done]
@@ -161,6 +187,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per workload; the table shows medians")
     parser.add_argument("--rows-only", action="store_true",
                         help="sample every argument by position (no keyed samples), to compare")
+    parser.add_argument("--history", action="store_true",
+                        help="give preview the task's runs on 25 %% and 50 %% of the input as its history")
     options = parser.parse_args(argv)
     import pandas  # noqa: F401 - the harness uses pandas, so the mirror forkserver preloads it
 
@@ -172,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
         args, kwargs = workload.make_input(options.seed)
         for i in range(options.repeat):
             loads.append(os.getloadavg()[0])
-            row = measure(workload, options.fraction, options.seed, args, kwargs, options.rows_only)
+            row = measure(workload, options.fraction, options.seed, args, kwargs, options.rows_only, options.history)
             runs[i].append(row)
             print(f"  {workload.name} run {i + 1}: peak {_pct(row.get('peak_err', float('nan')))} wall* "
                   f"{_pct(row.get('wall_err', float('nan')))} mirror cpu {row.get('mirror_cpu', float('nan')):.1%}",

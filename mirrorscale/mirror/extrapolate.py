@@ -59,7 +59,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["METRICS", "CostPoint", "Estimate", "Extrapolation", "Growth", "combine", "extrapolate",
+__all__ = ["METRICS", "MIN_KEY_EXPONENT", "CostPoint", "Estimate", "Extrapolation", "Growth", "combine", "extrapolate",
            "fit_growth", "fit_scaling", "peak_prior_from_keys"]
 
 METRICS = ("peak_rss_bytes", "cpu_seconds", "wall_seconds")
@@ -68,6 +68,8 @@ METRICS = ("peak_rss_bytes", "cpu_seconds", "wall_seconds")
 _NOISE = {"peak_rss_bytes": 0.05, "cpu_seconds": 0.08, "wall_seconds": 0.1}
 _FLOOR = {"peak_rss_bytes": 2**18, "cpu_seconds": 0.005, "wall_seconds": 0.005}
 _PRIOR_SIGMA = {"peak_rss_bytes": 0.3, "cpu_seconds": 0.1, "wall_seconds": 0.1}
+MIN_KEY_EXPONENT = 0.5
+"""Keys growing slower than this (nearly saturated) give the memory fit no prior."""
 _DEFAULT_PRIOR = {"peak_rss_bytes": (1.0, _PRIOR_SIGMA["peak_rss_bytes"], 0.1),  # (p0, sigma, sigma_super)
                   "cpu_seconds": (1.0, _PRIOR_SIGMA["cpu_seconds"]), "wall_seconds": (1.0, _PRIOR_SIGMA["wall_seconds"])}
 _EXPONENTS = tuple(round(0.25 + 0.01 * i, 2) for i in range(176))  # 0.25 .. 2.0
@@ -302,18 +304,26 @@ def extrapolate(mirror: Sequence[CostPoint], target_size: float, *,
     return Extrapolation(target_size=target_size, **metrics)
 
 
-def peak_prior_from_keys(exponents: Iterable[float | None]) -> tuple[float, float, float] | None:
-    """The memory exponent's prior when row-sampled keys grow sub-linearly: the slowest Heaps exponent.
+def peak_prior_from_keys(exponents: Iterable[float | None], *, keyed: bool = False) -> tuple[float, float, float] | None:
+    """The memory exponent's prior from the input's keys: the slowest Heaps exponent of row-sampled keys.
 
-    A task whose memory follows its distinct keys (a set, a group-by table)
-    grows like them; one whose memory follows its rows overrides the prior
-    with its own points (a proportional 1 % -> 5 % step costs far more than the
-    prior's sigma of 0.3). ``exponents`` are the arguments'
-    :attr:`~mirrorscale.mirror.distinct.DistinctProfile.heaps_exponent`; None
-    when none is known.
+    For an argument that *is* a collection of keys (a list of strings, a
+    Series; not a DataFrame, whose other columns are rows too): a task whose
+    memory follows its distinct keys (a set, a counter) grows like them; one
+    whose memory follows its rows pulls the fit back with its own points when
+    they are clear (a proportional 1 % -> 5 % step). Exponents below
+    :data:`MIN_KEY_EXPONENT` are ignored: keys that have nearly stopped growing
+    cost a fixed amount, which the probe measures, and a prior near 0 would
+    only bend memory that follows rows. ``exponents`` are the arguments'
+    :attr:`~mirrorscale.mirror.distinct.DistinctProfile.heaps_exponent`.
+
+    Without such keys but with a ``keyed`` sample (:mod:`.keyed`), rows and
+    keys both scale with the sample, so memory that follows either grows
+    linearly: the prior is ``1`` with sigma 0.1, as for CPU, instead of the
+    0.3 that sub-linear keys called for. None otherwise (the default prior).
     """
-    known = [e for e in exponents if e is not None]
-    if not known:
-        return None
+    known = [e for e in exponents if e is not None and e >= MIN_KEY_EXPONENT]
     _, sigma, above = _DEFAULT_PRIOR["peak_rss_bytes"]
-    return (max(_EXPONENTS[0], min(known)), sigma, above)
+    if known:
+        return (max(_EXPONENTS[0], min(known)), sigma, above)
+    return (1.0, _PRIOR_SIGMA["cpu_seconds"], above) if keyed else None

@@ -37,8 +37,8 @@ from mirrorscale.features import is_path_list
 from mirrorscale.mirror.distinct import DistinctProfile
 from mirrorscale.mirror.samplers import _is_numpy, _is_pandas, _positions, _rebuild, _take
 
-__all__ = ["HEAVY_MIN_COUNT", "ROW_SHARE_RSD", "KeyPlan", "assess_keys", "key_column", "key_hashes", "plan_keyed", "sample_by_key",
-           "subsample_by_key"]
+__all__ = ["HEAVY_MIN_COUNT", "ROW_SHARE_RSD", "KeyPlan", "assess_keys", "key_column", "key_hashes", "plan_keyed",
+           "profile_of_keys", "sample_by_key", "subsample_by_key"]
 
 ROW_SHARE_RSD = 0.02
 """Largest relative standard deviation of a keyed sample's row count that light keys may cause."""
@@ -195,6 +195,17 @@ def assess_keys(value: Any, fraction: float, seed: int, *, column: str | None = 
     plan = KeyPlan(column=name, fraction=fraction, seed=seed, heavy=_heavy(hashes, counts, fraction),
                    profile=profile, chosen_by="policy" if force else "default")
     return plan, profile
+
+
+def profile_of_keys(keys: Any, fraction: float, seed: int) -> DistinctProfile | None:
+    """The distinct profile of keys found in a sample (a sampler's ``keys``), None when there are none.
+
+    The full input's key count is taken as the sample's divided by ``fraction``.
+    """
+    keys = keys if isinstance(keys, (list, tuple)) or _is_numpy(keys) or _is_pandas(keys) else list(keys)
+    if not len(keys):
+        return None
+    return DistinctProfile.from_keys(key_hashes(keys, seed), round(len(keys) / fraction))
 
 
 def plan_keyed(value: Any, fraction: float, seed: int, *, column: str | None = None,

@@ -188,7 +188,7 @@ class SampledInput:
     """Argument name -> :class:`~mirrorscale.mirror.keyed.KeyPlan` of the key-sampled arguments."""
     profiles: dict[str, Any] = field(default_factory=dict, compare=False)
     """Argument name -> :class:`~mirrorscale.mirror.distinct.DistinctProfile` of row-sampled arguments
-    whose keys grow sub-linearly."""
+    that are keys (a list, Series or array of them, or a sampler's ``keys``) growing sub-linearly."""
 
     @property
     def effective_fraction(self) -> float:
@@ -233,9 +233,13 @@ def _sample_argument(value: Any, fraction: float, seed: int, spec: Sampler | str
     keyed = _keyed_spec(spec)
     if spec == "rows" or (spec is None and aligned):
         return sample_value(value, fraction, seed), None, None
+    from mirrorscale.mirror.keyed import assess_keys, profile_of_keys, sample_by_key
+
     if callable(spec):
-        return spec(value, fraction, seed), None, None
-    from mirrorscale.mirror.keyed import assess_keys, sample_by_key
+        new = spec(value, fraction, seed)
+        keys = getattr(spec, "keys", None)
+        profile = profile_of_keys(keys(new), fraction, seed) if callable(keys) else None
+        return new, None, profile if profile and profile.sublinear else None
 
     try:
         plan, profile = assess_keys(value, fraction, seed, column=keyed[0] if keyed else None,
@@ -247,7 +251,8 @@ def _sample_argument(value: Any, fraction: float, seed: int, spec: Sampler | str
     if plan is None:
         if keyed is not None:
             raise ValueError(f"cannot key-sample a {type(value).__name__} by {spec!r}")
-        return sample_value(value, fraction, seed), None, profile if profile and profile.sublinear else None
+        keys_alone = profile is not None and profile.sublinear and not (_is_pandas(value) and value.ndim == 2)
+        return sample_value(value, fraction, seed), None, profile if keys_alone else None
     return sample_by_key(value, plan), plan, None
 
 
@@ -256,7 +261,10 @@ def sample_inputs(args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = N
     """Sample every argument of a call by ``fraction`` (see the module docstring).
 
     ``samplers`` maps a keyword name or a positional index (``0`` or ``"0"``) to a
-    custom sampler, ``"rows"`` (the positional sample), ``"hash"`` (a keyed
+    custom sampler (one with a ``keys`` attribute, ``keys(sampled value) ->
+    iterable``, also names the keys its task counts, e.g. the words of text
+    lines: their distinct profile informs the memory extrapolation),
+    ``"rows"`` (the positional sample), ``"hash"`` (a keyed
     sample by the values themselves) or ``"hash:COLUMN"`` (keyed by a
     DataFrame's column; :mod:`.keyed`). Other arguments use the default: a
     keyed sample when the argument's keys grow sub-linearly

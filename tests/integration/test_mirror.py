@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -248,3 +249,30 @@ def test_uncontended_wall_never_drops_below_cpu_per_thread() -> None:
     cost = CallCost(0, 0, cpu_seconds=2.0, wall_seconds=3.0, runqueue_wait_seconds=2.5, threads=2)
     assert cost.uncontended_wall_seconds == pytest.approx(1.0)
     assert CallCost(0, 0, 1.0, 3.0, runqueue_wait_seconds=1.5).uncontended_wall_seconds == pytest.approx(1.5)
+
+
+def group_sizes(df: Any) -> int:
+    """Group by a key column: memory follows the distinct keys."""
+    return len(df.groupby("key").size())
+
+
+def distinct_words(words: list[str]) -> int:
+    """Distinct values of a list."""
+    return len(set(words))
+
+
+def test_preview_keys_a_frame_and_profiles_a_list_of_keys() -> None:
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"key": rng.integers(0, 100_000, 300_000), "value": rng.random(300_000)})
+    shadow = preview(group_sizes, (frame,), **NOT_NICED)
+    assert shadow.outcome == "ok", shadow.error
+    evidence = json.loads(shadow.evidence)
+    assert evidence["keyed"]["0"]["column"] == "key" and evidence["keyed"]["0"]["distinct"]["sublinear"]
+    assert evidence["mirrors"][-1]["effective_fraction"] == pytest.approx(0.05, rel=0.15)
+    words = [f"w{r}" for r in (rng.zipf(1.2, 200_000) % 50_000).tolist()]
+    shadow = preview(distinct_words, (words,), **NOT_NICED)
+    evidence = json.loads(shadow.evidence)
+    assert evidence["keyed"] == {} and 0.5 < evidence["distinct"]["0"]["heaps_exponent"] < 1
+    assert evidence["models"]["peak_rss_bytes"]["exponent"] < 1  # the keys' growth bends the memory fit

@@ -102,6 +102,10 @@ def test_a_capacity_step_is_not_read_as_superlinear_memory() -> None:
     fit = extrapolate(STEPPED_PEAKS, 216_000_000)
     assert fit.peak_rss_bytes.exponent <= 1.2
     assert fit.peak_rss_bytes.value < 800 * MIB  # p = 1.44 would say 1.7 GiB (the full run: 256 MiB)
+    keyed = extrapolate(STEPPED_PEAKS, 216_000_000, priors={"peak_rss_bytes": peak_prior_from_keys([], keyed=True)})
+    assert keyed.peak_rss_bytes.exponent < fit.peak_rss_bytes.exponent  # keyed: rows and keys scale alike
+    assert peak_prior_from_keys([], keyed=True) == (1.0, 0.1, 0.1)
+    assert peak_prior_from_keys([0.8], keyed=True)[0] == 0.8  # row-sampled keys say more
 
 
 def test_quadratic_memory_is_still_read_as_superlinear() -> None:
@@ -121,6 +125,7 @@ def test_a_key_prior_bends_memory_that_the_points_cannot_tell() -> None:
     assert plain.exponent >= 0.95 and keyed.exponent == pytest.approx(0.82, abs=0.06)
     assert keyed.value < 0.8 * plain.value
     assert peak_prior_from_keys([None]) is None
+    assert peak_prior_from_keys([0.1]) is None  # saturated keys: a fixed cost, not a growth law
 
 
 def test_proportional_points_override_a_key_prior() -> None:

@@ -65,7 +65,9 @@ def test_unique_keys_aligned_arguments_and_float_columns_use_the_row_sample() ->
 def test_lists_of_strings_are_keyed_only_when_named() -> None:
     rng = np.random.default_rng(2)
     words = [f"w{r}" for r in rng.integers(0, 20_000, 200_000).tolist()]
-    assert sample_inputs((words,), fraction=0.05, seed=1).plans == {}  # a Python hash per row: named only
+    default = sample_inputs((words,), fraction=0.05, seed=1)
+    assert default.plans == {}  # a Python hash per row of the full input: keyed only when named
+    assert default.profiles["0"].sublinear and default.profiles["0"].heaps_exponent < 0.9  # but profiled
     out = sample_inputs((words,), fraction=0.05, seed=1, samplers={0: "hash"})
     assert out.plans["0"].chosen_by == "policy"
     assert len(set(out.args[0])) / len(set(words)) == pytest.approx(0.05, rel=0.2)
@@ -88,3 +90,18 @@ def test_hashes_of_sequential_integers_are_uniform() -> None:
         hashes = keyed.key_hashes(keys, seed=7)
         counts = np.histogram((hashes >> np.uint64(11)).astype(float) * 2.0**-53, bins=10, range=(0, 1))[0]
         assert counts.min() > 0.97 * len(keys) / 10
+
+
+def test_a_named_sampler_can_name_the_keys_its_task_counts() -> None:
+    lines = [" ".join(f"w{r}" for r in row) for row in np.random.default_rng(3).zipf(1.3, (20_000, 10)).tolist()]
+
+    def rows(value, fraction, seed):
+        return value[: int(len(value) * fraction)]
+
+    rows.keys = lambda sampled: [word for line in sampled for word in line.split()]
+    out = sample_inputs((lines,), fraction=0.1, seed=0, samplers={0: rows})
+    assert sample_inputs((lines,), fraction=0.1, seed=0).profiles == {}  # every line differs
+    profile = out.profiles["0"]
+    assert profile.sample_rows == 20_000 and 0.5 < profile.heaps_exponent < 0.95
+    frame = pd.DataFrame({"item": np.random.default_rng(0).integers(0, 500, 100_000), "x": 1.0})
+    assert sample_inputs((frame,), fraction=0.05, seed=0).profiles == {}  # a frame's rows are more than its keys
