@@ -23,7 +23,7 @@ Keys are the values themselves (a list or tuple of str, bytes or int; a
 Series; a 1-D numpy array) or one column of a DataFrame. Hashes are
 ``hash()`` (strings are salted per process unless ``PYTHONHASHSEED`` is set,
 so a sample of strings is reproducible within a process) or the bits of
-numeric values, mixed with the seed (multiply-xorshift). Smaller samples drawn from a
+numeric values, mixed with the seed (Fibonacci hashing). Smaller samples drawn from a
 keyed sample (:func:`subsample_by_key`) keep the keys that hash below the
 smaller fraction and a positional share of the heavy rows: nested by construction.
 """
@@ -31,13 +31,13 @@ smaller fraction and a positional share of the heavy rows: nested by constructio
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from mirrorscale.features import is_path_list
 from mirrorscale.mirror.distinct import DistinctProfile
 from mirrorscale.mirror.samplers import _is_numpy, _is_pandas, _positions, _rebuild, _take
 
-__all__ = ["HEAVY_MIN_COUNT", "ROW_SHARE_RSD", "KeyPlan", "assess_keys", "key_column", "key_hashes", "plan_keyed",
+__all__ = ["HEAVY_MIN_COUNT", "ROW_SHARE_RSD", "KeyAssessment", "KeyPlan", "assess_keys", "key_column", "key_hashes", "plan_keyed",
            "profile_of_keys", "sample_by_key", "subsample_by_key"]
 
 ROW_SHARE_RSD = 0.02
@@ -68,14 +68,16 @@ class KeyPlan:
 
 
 def _mix(bits: Any, seed: int) -> Any:
-    """``bits ^ seed`` through two multiply-xorshift rounds (uint64 numpy arrays, in place): uniform bits."""
+    """``(bits ^ seed) * golden ratio`` (uint64 numpy arrays, wrapping): Fibonacci hashing, high bits uniform.
+
+    Keys are kept by comparing the whole hash with ``fraction * 2**64``, which
+    the high bits decide; one multiply keeps hashing to two passes over the input.
+    """
     import numpy as np
 
     z = bits ^ np.uint64((seed * 0xBF58476D1CE4E5B9) & _MASK64)
     with np.errstate(over="ignore"):
         z *= np.uint64(0x9E3779B97F4A7C15)
-        z ^= z >> np.uint64(31)
-        z *= np.uint64(0x94D049BB133111EB)
     return z
 
 
@@ -153,8 +155,9 @@ def _keys_of(value: Any, column: str | None) -> Any:
     return value[column] if column is not None else value
 
 
-def _profile(value: Any, column: str | None, fraction: float, seed: int) -> tuple[DistinctProfile, Any, Any]:
-    """The distinct profile of the row sample's keys, with their hashes and counts."""
+def _profile(value: Any, column: str | None, fraction: float,
+             seed: int) -> tuple[DistinctProfile, Any, Any, Any]:
+    """The distinct profile of the row sample's keys, with their hashes, counts and the sampled keys."""
     import numpy as np
 
     keys = _keys_of(value, column)
@@ -164,19 +167,29 @@ def _profile(value: Any, column: str | None, fraction: float, seed: int) -> tupl
     sampled_hashes = key_hashes(sampled, seed)
     hashes, counts = np.unique(sampled_hashes, return_counts=True)
     fifth = len(np.unique(sampled_hashes[::5]))
-    return DistinctProfile.from_counts(counts, len(value), fifth_distinct=fifth), hashes, counts
+    return DistinctProfile.from_counts(counts, len(value), fifth_distinct=fifth), hashes, counts, sampled
+
+
+class KeyAssessment(NamedTuple):
+    """What :func:`assess_keys` found: the keyed plan (or None), the profile, the row sample it was read on."""
+
+    plan: KeyPlan | None
+    profile: DistinctProfile | None
+    row_sample: Any = None
+    """The positional sample of ``value`` itself when its keys are its values (a list, Series, array)."""
 
 
 def assess_keys(value: Any, fraction: float, seed: int, *, column: str | None = None,
-                force: bool = False) -> tuple[KeyPlan | None, DistinctProfile | None]:
-    """``(keyed plan or None, distinct profile or None)`` for ``value``, from its row sample alone.
+                force: bool = False) -> KeyAssessment:
+    """The keyed plan (or None) and distinct profile (or None) of ``value``, from its row sample alone.
 
     The profile is that of ``column``, or of the key whose distinct keys the
     full input holds most of (Chao1): a list or tuple of str, bytes or int, a
     Series, a 1-D array, or a DataFrame's integer, string or categorical
     column. The plan keys the sample by it when that pays off
-    (:attr:`~mirrorscale.mirror.distinct.DistinctProfile.worth_keying`) or with ``force``. Without ``force`` only keys hashed in bulk are keyed (integer,
-    boolean and categorical columns, Series and arrays): str and object keys
+    (:attr:`~mirrorscale.mirror.distinct.DistinctProfile.worth_keying`) or
+    with ``force``. Without ``force`` only keys hashed in bulk are keyed
+    (integer, boolean and categorical columns, Series and arrays): str and object keys
     cost a Python call per row of the *full* input, about what a one-pass task
     costs, so a policy names them (``"hash"``, ``"hash:COLUMN"``); their
     profile is still measured (on the sample) and informs the extrapolation.
@@ -186,15 +199,15 @@ def assess_keys(value: Any, fraction: float, seed: int, *, column: str | None = 
     elif column is None and key_column(value) is not None:
         columns = [None]
     else:
-        return None, None
+        return KeyAssessment(None, None)
     found = [(name, *_profile(value, name, fraction, seed)) for name in columns]
-    name, profile, hashes, counts = max(found, key=lambda f: f[1].chao)
-    bulk = _bulk(value if name is None else value[name])
-    if not (force or (profile.worth_keying and bulk)):
-        return None, profile
+    name, profile, hashes, counts, sampled = max(found, key=lambda f: f[1].chao)
+    row_sample = sampled if name is None else None
+    if not (force or (profile.worth_keying and _bulk(value if name is None else value[name]))):
+        return KeyAssessment(None, profile, row_sample)
     plan = KeyPlan(column=name, fraction=fraction, seed=seed, heavy=_heavy(hashes, counts, fraction),
                    profile=profile, chosen_by="policy" if force else "default")
-    return plan, profile
+    return KeyAssessment(plan, profile, row_sample)
 
 
 def profile_of_keys(keys: Any, fraction: float, seed: int) -> DistinctProfile | None:
@@ -211,7 +224,7 @@ def profile_of_keys(keys: Any, fraction: float, seed: int) -> DistinctProfile | 
 def plan_keyed(value: Any, fraction: float, seed: int, *, column: str | None = None,
                force: bool = False) -> KeyPlan | None:
     """The keyed plan of :func:`assess_keys`, or None."""
-    return assess_keys(value, fraction, seed, column=column, force=force)[0]
+    return assess_keys(value, fraction, seed, column=column, force=force).plan
 
 
 def _select(value: Any, rows: Any) -> Any:

@@ -242,17 +242,21 @@ def _sample_argument(value: Any, fraction: float, seed: int, spec: Sampler | str
         return new, None, profile if profile and profile.sublinear else None
 
     try:
-        plan, profile = assess_keys(value, fraction, seed, column=keyed[0] if keyed else None,
-                                    force=keyed is not None)
+        plan, profile, row_sample = assess_keys(value, fraction, seed, column=keyed[0] if keyed else None,
+                                                force=keyed is not None)
     except (TypeError, KeyError) as exc:  # unhashable values, a missing column
         if keyed is not None:
             raise ValueError(f"cannot key-sample by {spec!r}: {exc}") from exc
-        plan = profile = None
+        plan = profile = row_sample = None
     if plan is None:
         if keyed is not None:
             raise ValueError(f"cannot key-sample a {type(value).__name__} by {spec!r}")
         keys_alone = profile is not None and profile.sublinear and not (_is_pandas(value) and value.ndim == 2)
-        return sample_value(value, fraction, seed), None, profile if keys_alone else None
+        if row_sample is None:
+            row_sample = sample_value(value, fraction, seed)
+        elif isinstance(value, (list, tuple)):
+            row_sample = _rebuild(value, row_sample)
+        return row_sample, None, profile if keys_alone else None
     return sample_by_key(value, plan), plan, None
 
 
