@@ -1,10 +1,13 @@
 """How well does a 5 % mirror predict the full run? Prints one row per workload.
 
-    .venvs/core/bin/python benchmarks/mirror_accuracy.py [--only NAME ...] [--fraction 0.05]
+    .venvs/core/bin/python benchmarks/mirror_accuracy.py [--only NAME ...] [--fraction 0.05] [--repeat 3]
+        [--rows-only] [--history]
 
 For each workload of :mod:`workloads`, ``preview()`` mirrors the task with its
-defaults (a probe on 0.1 % of the input, samples at 1 %, 2.5 % and 5 %,
-niceness +10), then the full input runs in the same sandbox (a separate
+defaults (a probe on 0.1 % of the input, samples at 1 % and 5 %, niceness +10;
+a DataFrame whose integer keys grow sub-linearly is sampled by key, a list of
+keys lends the keys' growth to the memory fit: see :mod:`mirrorscale.mirror.keyed`
+and :mod:`mirrorscale.mirror.distinct`), then the full input runs in the same sandbox (a separate
 process, same monitor, niceness 0, nothing scaled) so both are measured the
 same way, twice in a row. The table judges the second full run: on this VM
 memory that has been free for a few seconds is handed back to the host, and
@@ -25,6 +28,13 @@ with the first run. Columns:
   caller's own CPU for sampling, pickling and supervising them (``caller s``).
   Only the warm forkserver's one-time imports are left out (printed at the end).
 * ``p``: the growth exponents the fit chose for peak / CPU / wall.
+
+``--rows-only`` samples every argument by position (no keyed samples, no key
+profiles), to compare; ``--history`` first runs the task on 25 % and 50 % of
+its input (row samples, measured like the full run) and gives those to
+``preview`` as the task's past full runs. A workload marked ``variant_of``
+(another workload with samplers a user would name) is shown but not counted in
+the summary's medians.
 
 Targets (issue 4): peak within 15 % median and 40 % worst; wall within 25 %
 median; mirror CPU <= 10 % of the full run's (median). Not a timed test.
