@@ -30,7 +30,8 @@ from __future__ import annotations
 import math
 import re
 import socket
-from contextlib import asynccontextmanager, contextmanager
+import time
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import AsyncIterator, Iterator
 
@@ -122,61 +123,56 @@ class MemoryAdmission:
         return Admission(limit=self.name, units=units, unit_bytes=self.unit, reason=reason, capacity_units=slots)
 
 
-@contextmanager
-def admitted(admission: Admission | None) -> Iterator[float]:
-    """Hold ``admission``'s slots around the block; yields the seconds spent waiting."""
-    if admission is None or admission.via != "concurrency-limit":
-        yield 0.0
-        return
-    import time
+def _by_limit(admission: Admission | None) -> bool:
+    """Whether ``admission`` is held on a Prefect global concurrency limit (else nothing to hold here)."""
+    return admission is not None and admission.via == "concurrency-limit"
 
-    from prefect.concurrency.sync import concurrency
 
+def _unavailable(admission: Admission, exc: BaseException) -> None:
     from mirrorscale.plugins.prefect.measure import warn_once
 
-    started = time.perf_counter()
-    held = concurrency(admission.limit, occupy=admission.units)
+    warn_once(f"admission:{admission.limit}", "mirrorscale: memory admission on %s unavailable (%r); "
+              "tasks run without it", admission.limit, exc)
+
+
+@contextmanager
+def admitted(admission: Admission | None) -> Iterator[float]:
+    """Hold ``admission``'s slots around the block; yields the seconds spent waiting.
+
+    If the limit cannot be acquired (API trouble) the block runs anyway, after one warning.
+    """
+    if not _by_limit(admission):
+        yield 0.0
+        return
+    from prefect.concurrency.sync import concurrency
+
+    started, held = time.perf_counter(), concurrency(admission.limit, occupy=admission.units)
     try:
         held.__enter__()
     except Exception as exc:  # noqa: BLE001 - admission trouble must not fail the task
-        warn_once(f"admission:{admission.limit}", "mirrorscale: memory admission on %s unavailable (%r); "
-                  "tasks run without it", admission.limit, exc)
+        _unavailable(admission, exc)
         yield 0.0
         return
-    try:
+    with ExitStack() as release:
+        release.push(held)  # released however the block ends
         yield time.perf_counter() - started
-    except BaseException as exc:
-        if not held.__exit__(type(exc), exc, exc.__traceback__):
-            raise
-    else:
-        held.__exit__(None, None, None)
 
 
 @asynccontextmanager
 async def admitted_async(admission: Admission | None) -> AsyncIterator[float]:
     """:func:`admitted` for async tasks."""
-    if admission is None or admission.via != "concurrency-limit":
+    if not _by_limit(admission):
         yield 0.0
         return
-    import time
-
     from prefect.concurrency.asyncio import concurrency
 
-    from mirrorscale.plugins.prefect.measure import warn_once
-
-    started = time.perf_counter()
-    held = concurrency(admission.limit, occupy=admission.units)
+    started, held = time.perf_counter(), concurrency(admission.limit, occupy=admission.units)
     try:
         await held.__aenter__()
-    except Exception as exc:  # noqa: BLE001
-        warn_once(f"admission:{admission.limit}", "mirrorscale: memory admission on %s unavailable (%r); "
-                  "tasks run without it", admission.limit, exc)
+    except Exception as exc:  # noqa: BLE001 - admission trouble must not fail the task
+        _unavailable(admission, exc)
         yield 0.0
         return
-    try:
+    async with AsyncExitStack() as release:
+        release.push_async_exit(held)
         yield time.perf_counter() - started
-    except BaseException as exc:
-        if not await held.__aexit__(type(exc), exc, exc.__traceback__):
-            raise
-    else:
-        await held.__aexit__(None, None, None)

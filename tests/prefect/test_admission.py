@@ -38,6 +38,23 @@ def admission_flow(n: int) -> list[int]:
     return [f.result() for f in held] + [f.result() for f in unheld]
 
 
+@mirrorscale_policy(mode="enforce", default_memory="40MiB", headroom=0,
+                    memory={"min_allowed": "40MiB", "max_allowed": "40MiB"})
+@task
+async def hold_async(i: int) -> int:
+    import asyncio
+
+    await asyncio.sleep(0.5)
+    return i
+
+
+@flow(name="admission-async", task_runner=PredictiveTaskRunner(
+    inner=ThreadPoolTaskRunner(max_workers=8),
+    admission=MemoryAdmission(capacity=CAPACITY, name="mirrorscale-memory-async-test")))
+def admission_async_flow(n: int) -> list[int]:
+    return [f.result() for f in hold_async.map(range(n))]
+
+
 def _max_overlap(traces: list[Any], weight: Any) -> int:
     """The largest sum of ``weight(trace)`` over traces running at one instant."""
     events = sorted([(t.started_at, 1, t) for t in traces] + [(t.ended_at, -1, t) for t in traces],
@@ -173,3 +190,16 @@ def test_a_failing_allocator_warns_once_and_runs_like_the_inner_runner(monkeypat
     traces = traces_of("broken-allocator")
     assert len(traces) == 3 and all("allocation" not in t.features and t.allocated_memory_bytes is None
                                     for t in traces)
+
+
+def test_async_tasks_are_admitted_the_same_way_and_release_their_slots(traces_of: Any) -> None:
+    from prefect.client.orchestration import get_client
+
+    assert admission_async_flow(4) == [0, 1, 2, 3]
+    held = traces_of("admission-async")
+    assert len(held) == 4 and {t.features["admission"]["units"] for t in held} == {40}
+    assert _max_overlap(held, lambda t: t.allocated_memory_bytes) <= CAPACITY
+    assert max(t.features["admission"]["waited_seconds"] for t in held) > 0.3  # two waited for two
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name("mirrorscale-memory-async-test")
+    assert limit.active_slots == 0  # every slot given back
