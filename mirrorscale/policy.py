@@ -9,6 +9,7 @@ under ``[tool.mirrorscale]``::
     [tool.mirrorscale.tasks."etl_daily.transform_*"]
     mode = "enforce"
     mirror = true
+    samplers = { 0 = "hash:user_id" }       # mirrors sample argument 0 by its user_id key
     memory = { min_allowed = "256MiB", max_allowed = "8GiB" }
 
 Tasks are named ``"pipeline_id.task_id"`` and matched case-sensitively by fnmatch
@@ -108,6 +109,22 @@ def _to_bytes(value: Any) -> Any:
 
 
 Bytes = Annotated[int, BeforeValidator(_to_bytes)]
+_SAMPLER_SPEC = re.compile(r"rows|hash(:.+)?|[\w.]+:[\w.]+")
+SAMPLERS_HINT = ('a table of argument (name or position) -> sampler: "rows", "hash", "hash:COLUMN" '
+                 'or "module:function", such as { 0 = "hash", events = "hash:user_id" }')
+
+
+def _to_samplers(value: Any) -> Any:
+    """A ``{argument: spec}`` table as sorted ``(argument, spec)`` pairs (hashable, like the policy)."""
+    if isinstance(value, tuple):
+        return value
+    if not isinstance(value, Mapping) or not all(
+            isinstance(k, (str, int)) and isinstance(v, str) and _SAMPLER_SPEC.fullmatch(v) for k, v in value.items()):
+        raise PydanticCustomError("samplers", "expected " + SAMPLERS_HINT)
+    return tuple(sorted((str(k), v) for k, v in value.items()))
+
+
+Samplers = Annotated[tuple[tuple[str, str], ...], BeforeValidator(_to_samplers)]
 _Name = Annotated[str | None, BeforeValidator(lambda v: None if v == "" else v)]
 _CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -163,6 +180,8 @@ class TaskPolicy(BaseModel):
     mode: Annotated[Mode, BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v)] = "observe"
     mirror: bool = False
     sample_fraction: float = Field(0.05, gt=0, le=0.5)
+    samplers: Samplers = ()
+    """Per-argument samplers for mirrors (see :func:`~mirrorscale.mirror.samplers.sample_inputs`)."""
     memory: MemoryBounds = Field(default_factory=MemoryBounds)
     cpu: CpuBounds = Field(default_factory=CpuBounds)
     headroom: float = Field(0.15, ge=0, le=10)
@@ -182,7 +201,7 @@ class TaskPolicy(BaseModel):
 
 _HINTS = {
     "mode": "one of " + ", ".join(MODES), "mirror": "true or false",
-    "sample_fraction": "a number with 0 < sample_fraction <= 0.5",
+    "sample_fraction": "a number with 0 < sample_fraction <= 0.5", "samplers": SAMPLERS_HINT,
     "headroom": "a number from 0 to 10 (0.15 means 15% extra)",
     "memory.": BYTE_SIZE_HINT, "cpu.": "a number of CPU cores >= 0, such as 0.5 or 4", "priority.": "an integer",
     "pool": "a pool name (a string)", "queue": "a queue name (a string)",

@@ -210,13 +210,15 @@ def mirror_task(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: 
                 **options: Any) -> ResourceShadow | None:
     """:func:`preview` a task only when ``policy.mirror`` allows it; None otherwise.
 
-    Uses the policy's ``sample_fraction`` and caps the mirror at the policy's
+    Uses the policy's ``sample_fraction`` and ``samplers`` and caps the mirror at the policy's
     ``memory.max_allowed`` when set. With ``store`` and ``key`` the shadow is
     saved through ``store.save(key, shadow)``.
     """
     if not policy.mirror:
         return None
     options.setdefault("sample_fraction", policy.sample_fraction)
+    if policy.samplers:
+        options.setdefault("samplers", dict(policy.samplers))
     if policy.memory.max_allowed is not None:
         options.setdefault("memory_cap", policy.memory.max_allowed)
     shadow = preview(fn, args, kwargs, **options)

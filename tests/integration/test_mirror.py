@@ -184,6 +184,9 @@ def test_policy_decides_whether_a_task_is_mirrored() -> None:
     shadow = mirror_task(linear, (list(range(1000)),), policy=TaskPolicy(mirror=True, sample_fraction=0.2),
                          **NOT_NICED)
     assert shadow is not None and shadow.sample_fraction == 0.2
+    policy = TaskPolicy(mirror=True, samplers={"0": "hash"})  # a list of ints, keyed because the policy says so
+    shadow = mirror_task(linear, ([i % 300 for i in range(30_000)],), policy=policy, **NOT_NICED)
+    assert json.loads(shadow.evidence)["keyed"]["0"]["chosen_by"] == "policy"
 
 
 def test_local_functions_are_refused() -> None:

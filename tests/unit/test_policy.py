@@ -505,3 +505,13 @@ def test_layered_bounds_match_a_reference(defaults, tables):
     for task, matching in (("b", CHAIN), ("bc", CHAIN[:3]), ("z", CHAIN[:2])):
         memory = ps.for_task("a", task).memory
         assert (memory.min_allowed, memory.max_allowed) == reference(matching)
+
+
+def test_a_policy_names_samplers_per_argument() -> None:
+    policies = PolicySet.from_mapping({"samplers": {"0": "rows"},
+                                       "tasks": {"etl.group": {"samplers": {"0": "hash:user_id", "dim": "m.x:keep"}}}})
+    assert policies.for_task("etl", "group").samplers == (("0", "hash:user_id"), ("dim", "m.x:keep"))
+    assert policies.for_task("etl", "other").samplers == (("0", "rows"),)
+    assert hash(policies.for_task("etl", "group"))  # policies stay hashable
+    with pytest.raises(PolicyError, match="samplers"):
+        PolicySet.from_mapping({"tasks": {"etl.group": {"samplers": {"0": "by key please"}}}})
