@@ -10,10 +10,18 @@ list / tuple                ``round(n * fraction)`` items (at least 1), in order
 list of existing file paths files in random order until their bytes reach
                             ``fraction`` of the total (:func:`sample_paths_by_bytes`)
 dict                        every sized value sampled by the fraction; keys kept
-pandas DataFrame / Series   rows, in order (``iloc``)
-numpy array                 rows (axis 0), in order
+pandas DataFrame / Series   rows, in order (``iloc``); *keyed* by an integer,
+                            boolean or categorical key whose distinct keys a
+                            row sample would over-count (:mod:`.keyed`)
+numpy array                 rows (axis 0), in order; a 1-D integer array of
+                            such keys is keyed
 str, bytes, numbers, None   unchanged (scalars)
 ==========================  ==================================================
+
+A list of str, bytes or int keys is row-sampled, but its distinct-key profile
+(:class:`~mirrorscale.mirror.distinct.DistinctProfile`, read on the sample) is
+kept in :attr:`SampledInput.profiles` for the memory fit. Arguments of equal
+length are always row-sampled at the same positions (features and labels).
 
 Samples are reproducible: the same seed and fraction give the same sample.
 :func:`subsample` draws a smaller sample from a larger one (as ``preview`` does
@@ -21,7 +29,8 @@ for its probe and 1 % samples), so the smaller is part of the larger and costs
 time in proportion to the sample, not to the input. ``samplers`` replaces the sampler of
 named arguments (a keyword name or a positional index) with a callable
 ``sampler(value, fraction, seed) -> value`` or a ``"module:function"`` reference,
-as a policy would name it. The sizes of the input before and after sampling
+as a policy would name it, or one of the built-in specs ``"rows"``, ``"hash"`` and
+``"hash:COLUMN"`` (:func:`sample_inputs`). The sizes of the input before and after sampling
 (:func:`mirrorscale.features.value_size`, the same estimate the engines record
 for real runs) are recorded as features of the mirror run.
 """
