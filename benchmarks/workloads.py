@@ -16,6 +16,8 @@ json_parse          parse JSON lines, aggregate         linear
 word_count          tokenise text, count words          linear time, vocabulary grows sublinearly
 spike_at_end        cheap pass, then a dense matrix     memory spike near the end, linear
 dedupe_zipf         distinct values of Zipf strings     memory set by the content (cardinality)
+dedupe_zipf_keys    dedupe_zipf, values named as keys   as dedupe_zipf (``"keys"``: their growth
+                    (``samplers={"0": "keys"}``)        informs the memory fit)
 word_count_named    word_count, its words named as keys as word_count (the user's sampler names the
                     by a sampler (:func:`lines_and_words`) keys: their growth informs the memory fit)
 ==================  ==================================  ========================================
@@ -238,6 +240,8 @@ WORKLOADS = [
     Workload("word_count", word_count, make_text),
     Workload("spike_at_end", spike_at_end, make_spike),
     Workload("dedupe_zipf", dedupe_zipf, make_dedupe),
+    Workload("dedupe_zipf_keys", dedupe_zipf, make_dedupe, samplers={"0": "keys"},
+             note="dedupe_zipf with its values named as the keys it counts", variant_of="dedupe_zipf"),
     Workload("word_count_named", word_count, make_text, samplers={"0": "workloads:lines_and_words"},
              note="word_count with the sampler a user would name: the default row sample, naming the words as keys",
              variant_of="word_count"),

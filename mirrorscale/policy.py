@@ -109,8 +109,8 @@ def _to_bytes(value: Any) -> Any:
 
 
 Bytes = Annotated[int, BeforeValidator(_to_bytes)]
-_SAMPLER_SPEC = re.compile(r"rows|hash(:.+)?|[\w.]+:[\w.]+")
-SAMPLERS_HINT = ('a table of argument (name or position) -> sampler: "rows", "hash", "hash:COLUMN" '
+_SAMPLER_SPEC = re.compile(r"rows|keys|hash(:.+)?|[\w.]+:[\w.]+")
+SAMPLERS_HINT = ('a table of argument (name or position) -> sampler: "rows", "keys", "hash", "hash:COLUMN" '
                  'or "module:function", such as { 0 = "hash", events = "hash:user_id" }')
 
 

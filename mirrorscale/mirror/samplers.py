@@ -18,9 +18,10 @@ numpy array                 rows (axis 0), in order; a 1-D integer array of
 str, bytes, numbers, None   unchanged (scalars)
 ==========================  ==================================================
 
-A list of str, bytes or int keys is row-sampled, but its distinct-key profile
+A list of str, bytes or int keys is row-sampled, and its distinct-key profile
 (:class:`~mirrorscale.mirror.distinct.DistinctProfile`, read on the sample) is
-kept in :attr:`SampledInput.profiles` for the memory fit. Arguments of equal
+kept in :attr:`SampledInput.profiles` as evidence (and for the memory fit when
+the task is said to count those keys: ``"keys"``). Arguments of equal
 length are always row-sampled at the same positions (features and labels).
 
 Samples are reproducible: the same seed and fraction give the same sample.
@@ -29,7 +30,7 @@ for its probe and 1 % samples), so the smaller is part of the larger and costs
 time in proportion to the sample, not to the input. ``samplers`` replaces the sampler of
 named arguments (a keyword name or a positional index) with a callable
 ``sampler(value, fraction, seed) -> value`` or a ``"module:function"`` reference,
-as a policy would name it, or one of the built-in specs ``"rows"``, ``"hash"`` and
+as a policy would name it, or one of the built-in specs ``"rows"``, ``"keys"``, ``"hash"`` and
 ``"hash:COLUMN"`` (:func:`sample_inputs`). The sizes of the input before and after sampling
 (:func:`mirrorscale.features.value_size`, the same estimate the engines record
 for real runs) are recorded as features of the mirror run.
@@ -198,6 +199,9 @@ class SampledInput:
     profiles: dict[str, Any] = field(default_factory=dict, compare=False)
     """Argument name -> :class:`~mirrorscale.mirror.distinct.DistinctProfile` of row-sampled arguments
     that are keys (a list, Series or array of them, or a sampler's ``keys``) growing sub-linearly."""
+    counted: tuple[str, ...] = field(default=(), compare=False)
+    """The arguments of ``profiles`` whose keys the task is said to count (``"keys"`` or a sampler's
+    ``keys``): their growth becomes the memory fit's prior."""
 
     @property
     def effective_fraction(self) -> float:
@@ -212,7 +216,8 @@ class SampledInput:
         if self.plans:
             out["keyed"] = {name: plan.evidence() for name, plan in self.plans.items()}
         if self.profiles:
-            out["distinct"] = {name: profile.evidence() for name, profile in self.profiles.items()}
+            out["distinct"] = {name: {**profile.evidence(), "counted": name in self.counted}
+                               for name, profile in self.profiles.items()}
         return out
 
 
@@ -233,23 +238,26 @@ def _keyed_spec(spec: Any) -> tuple[str | None] | None:
 
 def _resolved(samplers: Mapping[str | int, Sampler | str] | None) -> dict[str, Sampler | str]:
     """``samplers`` by argument name, references resolved (the built-in ``rows`` and ``hash`` specs kept)."""
-    return {str(k): v if v == "rows" or _keyed_spec(v) else resolve_sampler(v) for k, v in (samplers or {}).items()}
+    return {str(k): v if v in ("rows", "keys") or _keyed_spec(v) else resolve_sampler(v)
+            for k, v in (samplers or {}).items()}
 
 
 def _sample_argument(value: Any, fraction: float, seed: int, spec: Sampler | str | None,
-                     aligned: bool) -> tuple[Any, Any, Any]:
-    """``(sampled value, KeyPlan or None, DistinctProfile or None)`` for one argument (see :func:`sample_inputs`)."""
+                     aligned: bool) -> tuple[Any, Any, Any, bool]:
+    """``(sampled value, KeyPlan or None, DistinctProfile or None, keys counted?)`` for one argument.
+
+    See :func:`sample_inputs`; "counted" means the task's memory is said to follow these keys.
+    """
     keyed = _keyed_spec(spec)
     if spec == "rows" or (spec is None and aligned):
-        return sample_value(value, fraction, seed), None, None
+        return sample_value(value, fraction, seed), None, None, False
     from mirrorscale.mirror.keyed import assess_keys, profile_of_keys, sample_by_key
 
     if callable(spec):
         new = spec(value, fraction, seed)
         keys = getattr(spec, "keys", None)
         profile = profile_of_keys(keys(new), fraction, seed) if callable(keys) else None
-        return new, None, profile if profile and profile.sublinear else None
-
+        return new, None, profile if profile and profile.sublinear else None, profile is not None
     try:
         plan, profile, row_sample = assess_keys(value, fraction, seed, column=keyed[0] if keyed else None,
                                                 force=keyed is not None)
@@ -257,16 +265,16 @@ def _sample_argument(value: Any, fraction: float, seed: int, spec: Sampler | str
         if keyed is not None:
             raise ValueError(f"cannot key-sample by {spec!r}: {exc}") from exc
         plan = profile = row_sample = None
-    if plan is None:
-        if keyed is not None:
-            raise ValueError(f"cannot key-sample a {type(value).__name__} by {spec!r}")
-        keys_alone = profile is not None and profile.sublinear and not (_is_pandas(value) and value.ndim == 2)
-        if row_sample is None:
-            row_sample = sample_value(value, fraction, seed)
-        elif isinstance(value, (list, tuple)):
-            row_sample = _rebuild(value, row_sample)
-        return row_sample, None, profile if keys_alone else None
-    return sample_by_key(value, plan), plan, None
+    if plan is not None:
+        return sample_by_key(value, plan), plan, None, False
+    if keyed is not None:
+        raise ValueError(f"cannot key-sample a {type(value).__name__} by {spec!r}")
+    if row_sample is None:
+        row_sample = sample_value(value, fraction, seed)
+    elif isinstance(value, (list, tuple)):
+        row_sample = _rebuild(value, row_sample)
+    keys_alone = profile is not None and profile.sublinear and not (_is_pandas(value) and value.ndim == 2)
+    return row_sample, None, profile if keys_alone else None, spec == "keys" and profile is not None
 
 
 def sample_inputs(args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, *, fraction: float,
@@ -277,12 +285,16 @@ def sample_inputs(args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = N
     custom sampler (one with a ``keys`` attribute, ``keys(sampled value) ->
     iterable``, also names the keys its task counts, e.g. the words of text
     lines: their distinct profile informs the memory extrapolation),
-    ``"rows"`` (the positional sample), ``"hash"`` (a keyed
-    sample by the values themselves) or ``"hash:COLUMN"`` (keyed by a
-    DataFrame's column; :mod:`.keyed`). Other arguments use the default: a
-    keyed sample when the argument's keys grow sub-linearly
+    ``"rows"`` (the positional sample), ``"keys"`` (the positional sample of
+    values the task counts, such as a list to dedupe: their distinct profile
+    informs the memory extrapolation), ``"hash"`` (a keyed sample by the
+    values themselves) or ``"hash:COLUMN"`` (keyed by a DataFrame's column;
+    :mod:`.keyed`). Other arguments use the default: a keyed sample when the
+    argument's keys grow sub-linearly enough
     (:class:`~mirrorscale.mirror.distinct.DistinctProfile`) and no other argument
-    has its length, else :func:`sample_value`. Every positional sample uses the
+    has its length, else :func:`sample_value` (a list of keys is profiled, for
+    the evidence only: whether its task's memory follows its keys or its rows,
+    the three mirrors cannot tell, see :func:`~mirrorscale.mirror.extrapolate.peak_prior_from_keys`). Every positional sample uses the
     same ``seed``, so arguments of equal length (features ``X`` and labels ``y``)
     are sampled at the same positions and stay aligned.
     """
@@ -292,14 +304,16 @@ def sample_inputs(args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = N
     names = [str(i) for i in range(len(args))] + list(kwargs)
     values = list(args) + list(kwargs.values())
     lengths = [_length(v) for v in values]
-    out, sampled, plans, profiles, full_bytes, sampled_bytes = [], [], {}, {}, 0, 0
+    out, sampled, plans, profiles, counted, full_bytes, sampled_bytes = [], [], {}, {}, [], 0, 0
     for name, value, length in zip(names, values, lengths):
         aligned = length is not None and lengths.count(length) > 1
-        new, plan, profile = _sample_argument(value, fraction, seed, custom.get(name), aligned)
+        new, plan, profile, counts = _sample_argument(value, fraction, seed, custom.get(name), aligned)
         if plan is not None:
             plans[name] = plan
         if profile is not None:
             profiles[name] = profile
+        if counts and profile is not None:
+            counted.append(name)
         before = value_size(value)
         after = before if new is value else value_size(new)
         if new is not value:
@@ -308,7 +322,7 @@ def sample_inputs(args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = N
         out.append(new)
     return SampledInput(args=tuple(out[: len(args)]), kwargs=dict(zip(list(kwargs), out[len(args):])),
                         fraction=fraction, seed=seed, full_bytes=full_bytes, sampled_bytes=sampled_bytes,
-                        sampled=tuple(sampled), plans=plans, profiles=profiles)
+                        sampled=tuple(sampled), plans=plans, profiles=profiles, counted=tuple(counted))
 
 
 def subsample(sample: SampledInput, fraction: float,
@@ -342,4 +356,4 @@ def subsample(sample: SampledInput, fraction: float,
     return SampledInput(args=tuple(out[: len(sample.args)]), kwargs=dict(zip(list(sample.kwargs), out[len(sample.args):])),
                         fraction=fraction, seed=sample.seed, full_bytes=sample.full_bytes,
                         sampled_bytes=sampled_bytes, sampled=sample.sampled, plans=sample.plans,
-                        profiles=sample.profiles)
+                        profiles=sample.profiles, counted=sample.counted)

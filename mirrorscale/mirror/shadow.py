@@ -198,8 +198,9 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
     if runs and all(r.outcome == "ok" for r in runs):
         points = [_point(s, r, unsized) for s, r in zip(samples, runs)]
         target = 1.0 if unsized else float(max(samples[-1].full_bytes, 1))
-        peak_prior = peak_prior_from_keys((p.heaps_exponent for p in planned[-1].profiles.values()),
-                                          keyed=bool(planned[-1].plans))
+        main = planned[-1]
+        peak_prior = peak_prior_from_keys((main.profiles[name].heaps_exponent for name in main.counted),
+                                          keyed=bool(main.plans))
         fit = extrapolate(points, target, history=[] if unsized else history,
                           priors={"peak_rss_bytes": peak_prior} if peak_prior else None)
     return _shadow(sample_fraction, samples, runs, fit, note, spent)

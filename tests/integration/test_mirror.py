@@ -275,7 +275,9 @@ def test_preview_keys_a_frame_and_profiles_a_list_of_keys() -> None:
     assert evidence["keyed"]["0"]["column"] == "key" and evidence["keyed"]["0"]["distinct"]["sublinear"]
     assert evidence["mirrors"][-1]["effective_fraction"] == pytest.approx(0.05, rel=0.15)
     words = [f"w{r}" for r in (rng.zipf(1.2, 200_000) % 50_000).tolist()]
-    shadow = preview(distinct_words, (words,), **NOT_NICED)
-    evidence = json.loads(shadow.evidence)
+    evidence = json.loads(preview(distinct_words, (words,), **NOT_NICED).evidence)
     assert evidence["keyed"] == {} and 0.5 < evidence["distinct"]["0"]["heaps_exponent"] < 1
-    assert evidence["models"]["peak_rss_bytes"]["exponent"] < 1  # the keys' growth bends the memory fit
+    assert evidence["distinct"]["0"]["counted"] is False  # profiled, not used: rows or keys, who knows
+    counted = json.loads(preview(distinct_words, (words,), samplers={0: "keys"}, **NOT_NICED).evidence)
+    assert counted["distinct"]["0"]["counted"] is True
+    assert counted["models"]["peak_rss_bytes"]["exponent"] < 0.95  # the keys' growth bends the memory fit

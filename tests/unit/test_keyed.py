@@ -68,6 +68,8 @@ def test_lists_of_strings_are_keyed_only_when_named() -> None:
     default = sample_inputs((words,), fraction=0.05, seed=1)
     assert default.plans == {}  # a Python hash per row of the full input: keyed only when named
     assert default.profiles["0"].sublinear and default.profiles["0"].heaps_exponent < 0.9  # but profiled
+    assert default.counted == () and sample_inputs((words,), fraction=0.05, seed=1,
+                                                   samplers={0: "keys"}).counted == ("0",)
     out = sample_inputs((words,), fraction=0.05, seed=1, samplers={0: "hash"})
     assert out.plans["0"].chosen_by == "policy"
     assert len(set(out.args[0])) / len(set(words)) == pytest.approx(0.05, rel=0.2)
@@ -102,6 +104,6 @@ def test_a_named_sampler_can_name_the_keys_its_task_counts() -> None:
     out = sample_inputs((lines,), fraction=0.1, seed=0, samplers={0: rows})
     assert sample_inputs((lines,), fraction=0.1, seed=0).profiles == {}  # every line differs
     profile = out.profiles["0"]
-    assert profile.sample_rows == 20_000 and 0.5 < profile.heaps_exponent < 0.95
+    assert profile.sample_rows == 20_000 and 0.5 < profile.heaps_exponent < 0.95 and out.counted == ("0",)
     frame = pd.DataFrame({"item": np.random.default_rng(0).integers(0, 500, 100_000), "x": 1.0})
     assert sample_inputs((frame,), fraction=0.05, seed=0).profiles == {}  # a frame's rows are more than its keys
