@@ -6,8 +6,7 @@
 For each workload of :mod:`workloads`, ``preview()`` mirrors the task with its
 defaults (a probe on 0.1 % of the input, samples at 1 % and 5 %, niceness +10;
 a DataFrame whose integer keys grow sub-linearly is sampled by key, a list of
-keys lends the keys' growth to the memory fit: see :mod:`mirrorscale.mirror.keyed`
-and :mod:`mirrorscale.mirror.distinct`), then the full input runs in the same sandbox (a separate
+keys is profiled: see :mod:`mirrorscale.mirror.keyed` and :mod:`mirrorscale.mirror.distinct`), then the full input runs in the same sandbox (a separate
 process, same monitor, niceness 0, nothing scaled) so both are measured the
 same way, twice in a row. The table judges the second full run: on this VM
 memory that has been free for a few seconds is handed back to the host, and

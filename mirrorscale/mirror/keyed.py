@@ -192,7 +192,7 @@ def assess_keys(value: Any, fraction: float, seed: int, *, column: str | None = 
     (integer, boolean and categorical columns, Series and arrays): str and object keys
     cost a Python call per row of the *full* input, about what a one-pass task
     costs, so a policy names them (``"hash"``, ``"hash:COLUMN"``); their
-    profile is still measured (on the sample) and informs the extrapolation.
+    profile is still measured (on the sample) and recorded as evidence.
     """
     if _is_pandas(value) and value.ndim == 2:
         columns = [column] if column is not None else _candidate_columns(value)
