@@ -17,6 +17,7 @@ column raises :class:`TraceFormatError` naming the file and the column.
 from __future__ import annotations
 
 import csv
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -105,17 +106,30 @@ class NextflowTrace:
         return [t for t in self.tasks if t.status == "COMPLETED"]
 
 
+MAX_INTEGER = 2**63 - 1
+"""The largest byte count or duration the store keeps (a signed 64-bit column)."""
+MAX_TIMESTAMP_MS = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp() * 1000)
+"""The latest moment a timestamp may name (the end of year 9999)."""
+
+
+def _fits(number: int, limit: int = MAX_INTEGER) -> int:
+    """``number`` when it is within +-``limit``; else a ValueError that says so."""
+    if not -limit <= number <= limit:
+        raise ValueError(f"{number} is out of range (at most {limit} in size)")
+    return number
+
+
 def parse_memory(value: str) -> int | None:
     """Parse ``524288000``, ``500 MB`` or ``1.2 GB`` into bytes; ``-``/empty -> None."""
     text = value.strip()
     if text in ("", "-"):
         return None
     if re.fullmatch(r"\d+", text):
-        return int(text)
+        return _fits(int(text))
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGTP]?B)", text, flags=re.IGNORECASE)
     if not match:
         raise ValueError("expected bytes as a number or with a unit such as '512 MB'")
-    return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2).upper()])
+    return _fits(int(float(match.group(1)) * _MEMORY_UNITS[match.group(2).upper()]))
 
 
 def parse_duration_ms(value: str) -> int | None:
@@ -124,11 +138,11 @@ def parse_duration_ms(value: str) -> int | None:
     if text in ("", "-"):
         return None
     if re.fullmatch(r"\d+", text):
-        return int(text)
+        return _fits(int(text))
     parts = _DURATION_PART.findall(text)
     if not parts or _DURATION_PART.sub("", text).strip():
         raise ValueError("expected milliseconds or a duration such as '1m 2s'")
-    return int(round(sum(float(n) * _DURATION_UNITS[u] for n, u in parts) * 1000))
+    return _fits(int(round(sum(float(n) * _DURATION_UNITS[u] for n, u in parts) * 1000)))
 
 
 def parse_timestamp_ms(value: str) -> int | None:
@@ -137,7 +151,7 @@ def parse_timestamp_ms(value: str) -> int | None:
     if text in ("", "-"):
         return None
     if re.fullmatch(r"\d+", text):
-        return int(text)
+        return _fits(int(text), MAX_TIMESTAMP_MS)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -153,14 +167,18 @@ def parse_number(value: str) -> float | None:
     if text in ("", "-"):
         return None
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         raise ValueError("expected a number") from None
+    if not math.isfinite(number):
+        raise ValueError("expected a finite number")
+    return number
 
 
 def _parse_int(value: str) -> int | None:
+    """A whole number of a 32-bit column (exit code, attempt)."""
     number = parse_number(value)
-    return None if number is None else int(number)
+    return None if number is None else _fits(int(number), 2**31 - 1)
 
 
 _PARSERS = {

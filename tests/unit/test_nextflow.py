@@ -85,6 +85,21 @@ def test_bad_rows_are_reported_with_line_and_column(tmp_path: Path) -> None:
     assert f"{path}:3: column 'peak_rss'" in str(first)
 
 
+def test_numbers_the_store_cannot_hold_are_row_errors_not_crashes(tmp_path: Path) -> None:
+    # found by hypothesis: a 26-digit peak overflowed SQLite's INTEGER, a 26-digit submit time datetime
+    path = tmp_path / "huge.txt"
+    path.write_text("process\tstatus\trealtime\tpeak_rss\tsubmit\tattempt\n"
+                    "a\tCOMPLETED\t-\t99999999999999999999999999\t1\t1\n"
+                    "b\tCOMPLETED\t-\t1\t99999999999999999999999999\t1\n"
+                    "c\tCOMPLETED\t-\t1\t1\t1e12\n"
+                    "d\tCOMPLETED\tinf\t1\t1\t1\n")
+    trace = read_nextflow_trace(path)
+    assert trace.tasks == []
+    assert [(e.line, e.column) for e in trace.errors] == [(2, "peak_rss"), (3, "submit"), (4, "attempt"),
+                                                          (5, "realtime")]
+    assert all("out of range" in e.message or "expected" in e.message for e in trace.errors)
+
+
 def test_missing_column_names_file_and_column(tmp_path: Path) -> None:
     path = write(tmp_path, "process,status,realtime\nP,COMPLETED,5\n")
     with pytest.raises(TraceFormatError, match=r"trace_demo\.csv: missing column 'peak_rss'"):
