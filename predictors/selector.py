@@ -33,13 +33,17 @@ bound           prediction x exp(the margin that minimises expected
                 once fitted on 3 runs or more
 drift           after a new largest error of the chosen model, the bound is
                 at least that error for ``drift_runs`` runs
-monotone floor  at least the largest usage of earlier runs whose input was
-                no larger (within 1 %: one input's byte counts jitter), x
-                exp(spread): memory rarely shrinks as input grows (earlier
-                run with less input used 1.90 GB, spread 1 % -> >= 1.92 GB);
-                with fewer than ``few_runs`` (10) runs, of any earlier run,
-                unless usage already ranks with the input (Kendall's tau,
-                one-sided 1 %: 6 runs in the inputs' order, tau 1 >= 0.83)
+monotone floor  where usage ranks with the input (Kendall's tau, one-sided
+                1 %: 6 runs in the inputs' order, tau 1 >= 0.83), at least
+                the largest usage of earlier runs whose input was no larger
+                (within 1 %: one input's byte counts jitter), x exp(spread):
+                memory rarely shrinks as input grows (earlier run with less
+                input used 1.90 GB, spread 1 % -> >= 1.92 GB); where it does
+                not, only runs of the same input (within 1 %) count, since a
+                heavy run at a smaller input is noise there, not a law (a
+                noisy task such as QUALIMAP, usage 14-19 GB whatever the
+                input, was otherwise sized at its largest run); with fewer
+                than ``few_runs`` (10) runs and no such order, of any run
 guard           where the models cannot be trusted, at least the plain VPA
                 rule (p90 + 15 %): beyond the largest input seen when usage
                 grows with the input (log-log slope >= 0.1; then also the
@@ -192,6 +196,7 @@ class SelectorSizer:
         self.chosen: Expert | None = None
         self.reason = "no runs yet: the workflow's request"
         self._since_jump = drift_runs
+        self._grows: tuple[int, bool] = (-1, False)  # grows_with_input() for a history of this length
         self.workflow: WorkflowPool | None = None
         """What this workflow's tasks share (:meth:`share`); None: this task alone."""
         self._first_failed: float | None = None
@@ -211,27 +216,37 @@ class SelectorSizer:
         return allocation
 
     def monotone_lower(self, run: Run) -> float:
-        """The largest usage of earlier runs with no more input than ``run`` (0 when none or unknown)."""
+        """The largest usage of earlier runs with no more input than ``run`` where usage grows with the
+        input, else with the same input (see the module table; 0 when none or unknown)."""
         if not self.monotone_floor or run.input_size is None or not len(self.history):
             return 0.0
-        if len(self.history) < self.few_runs and not self.grows_with_input():
+        grows = self.grows_with_input()
+        if len(self.history) < self.few_runs and not grows:
             return float(self.history.usage.max())  # too few runs to tell how usage depends on the input
-        smaller = self.history.input_size <= run.input_size * (1.0 + self.input_tolerance)
-        return float(self.history.usage[smaller].max()) if smaller.any() else 0.0
+        if grows:
+            counted = self.history.input_size <= run.input_size * (1.0 + self.input_tolerance)
+        else:
+            counted = np.abs(self.history.input_size - run.input_size) <= run.input_size * self.input_tolerance
+        return float(self.history.usage[counted].max()) if counted.any() else 0.0
 
     def grows_with_input(self) -> bool:
         """Whether usage rises with the input beyond chance (Kendall's tau, one-sided 1 % test).
 
         Few runs cannot fit a size model, but they can show a clear order: 6
         runs whose usage ranks exactly as their inputs (tau = 1 >= 0.83) come
-        by chance less than once in 100 if usage ignored the input.
+        by chance less than once in 100 if usage ignored the input. Tested on
+        the newest ``window`` runs, once per run observed.
         """
-        x, u = self.history.input_size, self.history.usage
+        if self._grows[0] == len(self.history):
+            return self._grows[1]
+        x, u = self.history.input_size[-self.window:], self.history.usage[-self.window:]
         n = len(x)
-        if n < 4 or not np.all(np.isfinite(x)):
-            return False
-        tau = float(np.sum(np.sign(x[:, None] - x[None, :]) * np.sign(u[:, None] - u[None, :]))) / (n * (n - 1))
-        return tau >= KENDALL_Z * math.sqrt(2.0 * (2 * n + 5) / (9.0 * n * (n - 1)))
+        grows = False
+        if n >= 4 and np.all(np.isfinite(x)):
+            tau = float(np.sum(np.sign(x[:, None] - x[None, :]) * np.sign(u[:, None] - u[None, :]))) / (n * (n - 1))
+            grows = tau >= KENDALL_Z * math.sqrt(2.0 * (2 * n + 5) / (9.0 * n * (n - 1)))
+        self._grows = (len(self.history), grows)
+        return grows
 
     def beyond_inputs(self, run: Run) -> float:
         """How many times larger ``run``'s input is than any seen (0 when it is not, or unknown)."""

@@ -104,21 +104,28 @@ def test_size_model_does_not_extrapolate_below_the_smallest_input():
     assert far_below >= 9 * GB  # the usage of the smallest input seen, not a log-log extrapolation
 
 
-def test_monotone_floor_covers_a_run_with_more_input_than_a_heavier_earlier_one():
-    # flat usage with one heavy run at a mid-sized input: a larger input should not be sized below it
-    rng = np.random.default_rng(1)
-    def feed(sizer):
-        for i, size in enumerate(rng.uniform(1e9, 2e9, 40)):
-            sizer.observe(_run((1.3 if i == 20 else 1.0) * GB * rng.lognormal(0, 0.003), size))
+def test_monotone_floor_covers_more_input_than_a_heavier_run_only_where_usage_grows_with_input():
+    sizes = np.random.default_rng(1).uniform(1e9, 2e9, 40)
+    noise = np.random.default_rng(2).lognormal(0, 0.003, 40)  # the same noise for every task below
+    heavy_at = float(sizes[20])
+
+    def feed(sizer, usage_of):
+        for i, size in enumerate(sizes):
+            sizer.observe(_run(usage_of(size) * (1.3 if i == 20 else 1.0) * noise[i], size))
         return sizer
-    rng = np.random.default_rng(1)
-    on = feed(SelectorSizer())
-    rng = np.random.default_rng(1)
-    off = feed(SelectorSizer(monotone_floor=False))
-    heavy = max(on.history.usage)
-    bigger = _run(0, 2.5e9)
-    assert on.allocate(bigger) >= heavy
-    assert off.allocate(bigger) < heavy  # the models alone shrug the one heavy run off
+
+    growing = feed(SelectorSizer(), lambda size: 0.5 * GB + 0.5 * size)  # memory follows the input
+    grown_heavy = max(growing.history.usage[growing.history.input_size <= heavy_at])
+    assert growing.grows_with_input()
+    assert growing.allocate(_run(0, heavy_at * 1.005)) >= grown_heavy  # a bit more input than the heavy run
+
+    flat = feed(SelectorSizer(), lambda size: 1.0 * GB)  # memory ignores the input: the heavy run is noise
+    heavy = max(flat.history.usage)
+    assert not flat.grows_with_input()
+    assert flat.monotone_lower(_run(0, 2.5e9)) < heavy  # a larger input is not floored at a one-off spike
+    assert flat.monotone_lower(_run(0, heavy_at * 1.005)) == pytest.approx(heavy)  # the same input (1 %) is
+    off = feed(SelectorSizer(monotone_floor=False), lambda size: 1.0 * GB)
+    assert off.monotone_lower(_run(0, heavy_at)) == 0.0
 
 
 def test_retry_jumps_to_the_next_usage_level_the_history_knows():
