@@ -40,6 +40,8 @@ class MirrorPlan:
     reference: str
     sample_fraction: float
     memory_cap: int | None
+    samplers: tuple[tuple[str, str], ...] = ()
+    """The policy's per-argument samplers (argument name or position, sampler spec)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def plan_mirror(policy: Any, fn: Callable[..., Any]) -> tuple[MirrorPlan | None,
         return None, (f"not mirrored: {getattr(fn, '__qualname__', fn)!r} is not importable from a module "
                       "(tasks in a script run as __main__ cannot be mirrored)")
     plan = MirrorPlan(reference=reference, sample_fraction=policy.sample_fraction,
-                      memory_cap=policy.memory.max_allowed)
+                      memory_cap=policy.memory.max_allowed, samplers=tuple(policy.samplers))
     return plan, "mirrors allowed: the mirror life cycle decides per run"
 
 
@@ -129,7 +131,7 @@ def run_mirror(plan: MirrorPlan, args: tuple[Any, ...], kwargs: dict[str, Any], 
     progress = _progress(key[2])
     started = time.perf_counter()
     shadow = preview(plan.reference, args, kwargs, sample_fraction=plan.sample_fraction,
-                     memory_cap=plan.memory_cap, history=_history(store, key))
+                     memory_cap=plan.memory_cap, samplers=dict(plan.samplers) or None, history=_history(store, key))
     seconds = time.perf_counter() - started
     progress(100.0)
     shadow.run_id = run_id

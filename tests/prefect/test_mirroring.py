@@ -47,6 +47,9 @@ def test_references_and_plans() -> None:
     assert plan is None and "not importable" in why
     plan, why = plan_mirror(TaskPolicy(), mirror_workload.grow)
     assert plan is None and "mirrors off" in why
+    keyed = TaskPolicy.model_validate({"mode": "enforce", "mirror": True, "samplers": {"rows": "hash"}})
+    plan, _ = plan_mirror(keyed, mirror_workload.grow)
+    assert plan is not None and plan.samplers == (("rows", "hash"),)  # the policy's samplers reach the mirror
 
 
 def test_volatile_task_is_mirrored_before_it_runs(store: Any, traces_of: Any) -> None:
