@@ -18,10 +18,13 @@ numpy array                 rows (axis 0), in order; a 1-D integer array of
 str, bytes, numbers, None   unchanged (scalars)
 ==========================  ==================================================
 
-A list of str, bytes or int keys is row-sampled, and its distinct-key profile
-(:class:`~mirrorscale.mirror.distinct.DistinctProfile`, read on the sample) is
-kept in :attr:`SampledInput.profiles` as evidence (and for the memory fit when
-the task is said to count those keys: ``"keys"``). Arguments of equal
+A list of str, bytes or int keys is row-sampled; when the task is said to count
+them (``"keys"``) or to be sampled by them (``"hash"``), their distinct-key
+profile (:class:`~mirrorscale.mirror.distinct.DistinctProfile`, read on the
+sample) is kept in :attr:`SampledInput.profiles` and informs the memory fit.
+By default it is not read: hashing every item of the sample cost the caller as
+much CPU as the mirror's own call on one-pass tasks (sorting 4 M strings:
+0.06 of the caller's 0.08 s), for evidence alone. Arguments of equal
 length are always row-sampled at the same positions (features and labels).
 
 Samples are reproducible: the same seed and fraction give the same sample.
@@ -249,7 +252,9 @@ def _sample_argument(value: Any, fraction: float, seed: int, spec: Sampler | str
     See :func:`sample_inputs`; "counted" means the task's memory is said to follow these keys.
     """
     keyed = _keyed_spec(spec)
-    if spec == "rows" or (spec is None and aligned):
+    if spec == "rows" or (spec is None and (aligned or isinstance(value, (list, tuple)))):
+        # a list's keys are profiled only when named ("keys", "hash"): hashing each item of a 5 % sample
+        # costs the caller as much as the mirror's own call on one-pass tasks, for evidence alone
         return sample_value(value, fraction, seed), None, None, False
     from mirrorscale.mirror.keyed import assess_keys, profile_of_keys, sample_by_key
 

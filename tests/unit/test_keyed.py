@@ -66,10 +66,10 @@ def test_lists_of_strings_are_keyed_only_when_named() -> None:
     rng = np.random.default_rng(2)
     words = [f"w{r}" for r in rng.integers(0, 20_000, 200_000).tolist()]
     default = sample_inputs((words,), fraction=0.05, seed=1)
-    assert default.plans == {}  # a Python hash per row of the full input: keyed only when named
-    assert default.profiles["0"].sublinear and default.profiles["0"].heaps_exponent < 0.9  # but profiled
-    assert default.counted == () and sample_inputs((words,), fraction=0.05, seed=1,
-                                                   samplers={0: "keys"}).counted == ("0",)
+    assert default.plans == {} and default.profiles == {}  # neither keyed nor profiled unless named
+    counted = sample_inputs((words,), fraction=0.05, seed=1, samplers={0: "keys"})
+    assert default.counted == () and counted.counted == ("0",)
+    assert counted.profiles["0"].sublinear and counted.profiles["0"].heaps_exponent < 0.9
     out = sample_inputs((words,), fraction=0.05, seed=1, samplers={0: "hash"})
     assert out.plans["0"].chosen_by == "policy"
     assert len(set(out.args[0])) / len(set(words)) == pytest.approx(0.05, rel=0.2)
