@@ -59,9 +59,17 @@ def timeout() -> float:
 
 
 def payload(row: dict[str, Any], map_index: int) -> dict[str, Any]:
-    """The endpoint's JSON body for one trace row (``record_trace`` keywords without the ids)."""
+    """The endpoint's JSON body for one trace row (``record_trace`` keywords without the ids); features
+    the endpoint would refuse (:func:`~mirrorscale.plugins.airflow.trace_api.relayable_features`) are
+    left out and named in ``features["relay_dropped"]``."""
+    from mirrorscale.plugins.airflow.trace_api import relayable_features
+
     skip = {"engine", "pipeline_id", "task_id", "run_id", "source"}
     body: dict[str, Any] = {k: _json(v) for k, v in row.items() if k not in skip and v is not None}
+    if isinstance(body.get("features"), dict):
+        body["features"], dropped = relayable_features(body["features"])
+        if dropped:  # the trace still goes; what the endpoint cannot take is named, not lost silently
+            body["features"]["relay_dropped"] = ",".join(dropped)[:500]
     body["map_index"] = map_index
     return body
 

@@ -30,8 +30,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo
 
 from mirrorscale.store.models import OUTCOMES
 
-__all__ = ["MAX_BODY_BYTES", "MAX_FEATURES", "MAX_SAMPLES", "RelayedTrace", "TraceSamplesIn", "record_relayed",
-           "trace_route"]
+__all__ = ["MAX_BODY_BYTES", "MAX_FEATURES", "MAX_SAMPLES", "RelayedTrace", "TraceSamplesIn", "feature_problem",
+           "record_relayed", "relayable_features", "trace_route"]
 
 MAX_BODY_BYTES = 256 * 1024
 """Largest request body the plugin's app reads (any POST): a trace is a few KiB."""
@@ -58,6 +58,40 @@ Scalar = (bool, int, float, str, type(None))
 DagIdPath = Annotated[str, Path(min_length=1, max_length=250, pattern=KEY_PATTERN)]
 TaskIdPath = Annotated[str, Path(min_length=1, max_length=250, pattern=KEY_PATTERN)]
 RunIdPath = Annotated[str, Path(min_length=1, max_length=250)]
+
+
+def feature_problem(key: str, value: Any) -> str | None:
+    """Why one feature cannot be relayed (None: it can): its name, type and size are bounded."""
+    if not isinstance(key, str) or not _FEATURE_KEY.match(key):
+        return f"feature name {str(key)[:40]!r} must be 1-100 letters, digits or _ . : -"
+    if not isinstance(value, Scalar):
+        return f"feature {key!r} must be a string, number, boolean or null"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"feature {key!r} must be finite"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_BYTES:
+        return f"feature {key!r} is out of range (|value| <= 2**53)"
+    if isinstance(value, str) and len(value) > 500:
+        return f"feature {key!r} is longer than 500 characters"
+    return None
+
+
+def relayable_features(features: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The features the endpoint takes (in order, within its count and size limits) and the names left out.
+
+    The worker relays the rest of its trace rather than lose it for one odd parameter
+    (a huge integer, a NaN, a long string); the names left out are stored with it.
+    """
+    kept: dict[str, Any] = {}
+    dropped: list[str] = []
+    size = 2
+    for key, value in features.items():
+        entry = len(json.dumps({key: value}, default=str)) if feature_problem(key, value) is None else None
+        if entry is None or len(kept) >= MAX_FEATURES - 1 or size + entry > MAX_FEATURES_BYTES - 600:
+            dropped.append(str(key))
+            continue
+        kept[key] = value
+        size += entry
+    return kept, dropped
 
 
 class TraceSamplesIn(BaseModel):
@@ -104,16 +138,9 @@ class RelayedTrace(BaseModel):
     @classmethod
     def _plain_features(cls, features: dict[str, Any]) -> dict[str, Any]:
         for key, value in features.items():
-            if not _FEATURE_KEY.match(key):
-                raise ValueError(f"feature name {key[:40]!r} must be 1-100 letters, digits or _ . : -")
-            if not isinstance(value, Scalar):
-                raise ValueError(f"feature {key!r} must be a string, number, boolean or null")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"feature {key!r} must be finite")
-            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_BYTES:
-                raise ValueError(f"feature {key!r} is out of range (|value| <= 2**53)")
-            if isinstance(value, str) and len(value) > 500:
-                raise ValueError(f"feature {key!r} is longer than 500 characters")
+            problem = feature_problem(key, value)
+            if problem is not None:
+                raise ValueError(problem)
         if len(json.dumps(features)) > MAX_FEATURES_BYTES:
             raise ValueError(f"features are larger than {MAX_FEATURES_BYTES} bytes as JSON")
         return features

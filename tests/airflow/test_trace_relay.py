@@ -109,6 +109,26 @@ def test_hostile_payloads_are_refused_and_nothing_is_stored(client: SimpleNamesp
     assert client.store.count_traces() == 0
 
 
+def test_a_worker_relays_a_trace_with_odd_features_minus_those_features(client: SimpleNamespace) -> None:
+    from datetime import datetime, timezone
+
+    from mirrorscale.plugins.airflow import relay
+
+    odd = {"hour": 10, "param.big": 10**30, "param.nan": float("nan"), "param.text": "x" * 600, "bad key": 1,
+           **{f"param.p{i}": i for i in range(150)}}
+    row = {**{k: v for k, v in GOOD.items() if k not in ("features", "started_at", "ended_at", "samples")},
+           "engine": "airflow", "pipeline_id": "ms_etl_daily", "task_id": "load", "run_id": "manual__1",
+           "started_at": datetime(2026, 11, 3, 10, tzinfo=timezone.utc), "features": odd}
+    body = relay.payload(row, -1)
+    answer = client.http.post(_url(), json=json.loads(json.dumps(body)))
+    assert answer.status_code == 200 and answer.json()["stored"] is True, answer.text
+    stored = client.store.recent_traces()[0].features
+    assert stored["hour"] == 10 and stored["relayed"] is True and "param.p0" in stored
+    dropped = stored["relay_dropped"].split(",")
+    assert {"param.big", "param.nan", "param.text", "bad key"} <= set(dropped)
+    assert len(stored) <= trace_api.MAX_FEATURES + 1  # what fits, in order; the rest named
+
+
 def test_oversized_and_malformed_bodies(client: SimpleNamespace) -> None:
     huge = {**GOOD, "features": {"blob": "x" * (300 << 10)}}
     assert client.http.post(_url(), json=huge).status_code == 413
