@@ -294,13 +294,14 @@ def sample_inputs(args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = N
     values the task counts, such as a list to dedupe: their distinct profile
     informs the memory extrapolation), ``"hash"`` (a keyed sample by the
     values themselves) or ``"hash:COLUMN"`` (keyed by a DataFrame's column;
-    :mod:`.keyed`). Other arguments use the default: a keyed sample when the
-    argument's keys grow sub-linearly enough
+    :mod:`.keyed`). Other arguments use the default: a DataFrame, Series or
+    integer array is keyed when its keys grow sub-linearly enough
     (:class:`~mirrorscale.mirror.distinct.DistinctProfile`) and no other argument
-    has its length, else :func:`sample_value` (a list of keys is profiled, for
-    the evidence only: whether its task's memory follows its keys or its rows,
-    the three mirrors cannot tell, see :func:`~mirrorscale.mirror.extrapolate.peak_prior_from_keys`). Every positional sample uses the
-    same ``seed``, so arguments of equal length (features ``X`` and labels ``y``)
+    has its length; everything else, lists included (not profiled unless named:
+    whether a task's memory follows a list's keys or its rows, the three
+    mirrors cannot tell, see :func:`~mirrorscale.mirror.extrapolate.peak_prior_from_keys`),
+    goes through :func:`sample_value`. Every positional sample uses the same
+    ``seed``, so arguments of equal length (features ``X`` and labels ``y``)
     are sampled at the same positions and stay aligned.
     """
     sample_count(1, fraction)  # validates the fraction
