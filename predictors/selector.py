@@ -47,9 +47,13 @@ monotone floor  where usage ranks with the input (Kendall's tau, one-sided
 guard           where the models cannot be trusted, at least the plain VPA
                 rule (p90 + 15 %): beyond the largest input seen when usage
                 grows with the input (log-log slope >= 0.1; then also the
-                largest-input run's usage scaled linearly: input 1.05 x the
-                largest, which used 4.0 GB -> >= 4.2 GB), and on a noisy
-                task (upside spread > 10 %)
+                largest-input run's usage grown with the input at the upper
+                bound of the slope among the larger half of the inputs,
+                linearly until 10 runs are known: input 1.05 x the largest,
+                which used 4.0 GB -> >= 4.2 GB linearly; an aligner whose
+                memory plateaus at its index, 11.6 GB from mid-size inputs
+                on, upper slope ~0 -> ~11.6 GB instead of 15.8 GB at 1.36 x
+                the largest), and on a noisy task (upside spread > 10 %)
 floor, cap      at least ``floor`` (250 MiB, VPA's minimum); at most the
                 request while every earlier run fitted in its own request
                 (a Nextflow ``memory`` was a real limit); once one did not,
@@ -264,6 +268,32 @@ class SelectorSizer:
         x = log_size(self.history.input_size)
         return fit_loglinear(x, np.log(self.history.usage), np.ones(len(x)))[1]
 
+    def growth_beyond(self, ratio: float) -> tuple[float, float]:
+        """``(factor, slope)``: how much more memory an input ``ratio`` x the largest seen may need.
+
+        ``factor = ratio ** slope`` with ``slope`` the upper bound (estimate +
+        2 standard errors, within [0, 1]) of the log-log slope of usage on input
+        among the runs with the larger half of the inputs: what happens near
+        the largest input says more about just beyond it than the whole range
+        does (memory that plateaus, an index loaded whole, grows no more
+        however the small inputs ranked). Linear (slope 1) until
+        ``few_runs`` runs are known or while that half has fewer than 5 runs
+        or no spread in its inputs.
+        """
+        x, u = self.history.input_size, self.history.usage
+        known = np.isfinite(x) & (x > 0)
+        slope = 1.0
+        if known.sum() >= self.few_runs:
+            x, u = np.log(x[known]), np.log(u[known])
+            upper = x >= np.median(x)
+            x, u = x[upper] - x[upper].mean(), u[upper] - u[upper].mean()
+            sxx = float(np.dot(x, x))
+            if len(x) >= 5 and sxx > 0:
+                b = float(np.dot(x, u)) / sxx
+                se = math.sqrt(float(np.sum((u - b * x) ** 2)) / (len(x) - 2) / sxx)
+                slope = min(1.0, max(0.0, b + 2.0 * se))
+        return ratio**slope, slope
+
     def _largest_input_usage(self) -> float:
         sizes = np.where(np.isfinite(self.history.input_size), self.history.input_size, -np.inf)
         return float(self.history.usage[int(np.argmax(sizes))])
@@ -272,8 +302,9 @@ class SelectorSizer:
         """A lower bound where the models cannot be trusted, and why ("" and 0 when they can).
 
         Beyond the largest input seen, the size relation is unknown: at least
-        the usage of the largest-input run scaled linearly with the input, and
-        at least the plain VPA rule (p90 + 15 %). On a noisy task (upside spread
+        the usage of the largest-input run grown with the input as
+        :meth:`growth_beyond` allows, and at least the plain VPA rule (p90 +
+        15 %). On a noisy task (upside spread
         above ``noisy_spread``) also at least the plain VPA rule: the models
         explain too little to take more risk than the reference does.
         """
@@ -283,8 +314,9 @@ class SelectorSizer:
         reference = float(np.percentile(usage, REFERENCE_PERCENTILE)) * (1.0 + REFERENCE_MARGIN)
         ratio = self.beyond_inputs(run)
         if ratio and self.input_dependence() >= self.input_slope:
-            return (max(reference, self._largest_input_usage() * ratio),
-                    f"input {ratio:.2f} x the largest seen: at least p90 + 15 % and linear growth")
+            growth, slope = self.growth_beyond(ratio)
+            return (max(reference, self._largest_input_usage() * growth),
+                    f"input {ratio:.2f} x the largest seen: at least p90 + 15 % and growth at slope {slope:.2f}")
         if self.chosen is not None and self.chosen.errors.spread > self.noisy_spread:
             return reference, f"noisy task (spread {self.chosen.errors.spread:.0%}): at least p90 + 15 %"
         return 0.0, ""

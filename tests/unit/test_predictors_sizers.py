@@ -149,16 +149,38 @@ def test_request_caps_only_while_runs_fit_in_it():
     assert allocation <= 2 * 5 * GB  # without a trustworthy request: one doubling beyond the largest usage
 
 
-def test_more_input_than_ever_seen_is_sized_for_linear_growth_when_usage_grows_with_input():
-    growing, flat = SelectorSizer(), SelectorSizer()
+def test_more_input_than_ever_seen_is_sized_for_growth_at_the_slope_of_the_larger_inputs():
+    linear, growing, flat = SelectorSizer(), SelectorSizer(), SelectorSizer()
     for size in np.linspace(1e9, 2e9, 30):
+        linear.observe(_run(1 * GB * size / 1e9, size, request=64 * GB))  # proportional to the input
         growing.observe(_run(2 * GB * (size / 2e9) ** 0.3, size, request=64 * GB))  # slope 0.3: grows
         flat.observe(_run(2 * GB, size, request=64 * GB))  # the input makes no difference
-    allocation = growing.allocate(_run(0, 3e9, request=64 * GB))
-    assert allocation >= 3 * GB  # 1.5 x the largest input: the largest-input run's usage x 1.5
-    assert "largest seen" in growing.reason
+    assert linear.allocate(_run(0, 3e9, request=64 * GB)) >= 3 * GB  # the largest-input run's 2 GB x 1.5
+    assert linear.growth_beyond(1.5)[1] == pytest.approx(1.0)
+    assert growing.allocate(_run(0, 3e9, request=64 * GB)) >= 2 * GB * 1.5**0.3  # at least the law itself
     assert growing.allocate(_run(0, 1.5e9, request=64 * GB)) < 2.2 * GB  # inside the inputs seen: the model
     assert flat.allocate(_run(0, 3e9, request=64 * GB)) < 2.2 * GB  # flat: more input is no risk
+
+
+def test_memory_that_plateaus_is_not_grown_linearly_beyond_the_largest_input():
+    """An aligner loads its index whole: usage grows with small inputs, then stays at the index size
+    (from 0.6 GB of input on; the inputs' median is 0.9 GB)."""
+    rng = np.random.default_rng(5)
+    sizer = SelectorSizer()
+    for size in np.exp(rng.uniform(np.log(2e8), np.log(4e9), 60)):
+        sizer.observe(_run(min(2.5 * size, 1.5 * GB) * rng.lognormal(0, 0.005), size, request=64 * GB))
+    assert sizer.input_dependence() >= sizer.input_slope  # over all runs, usage grows with the input
+    factor, slope = sizer.growth_beyond(1.5)
+    assert slope < 0.1 and factor < 1.05  # but not among the larger inputs
+    allocation = sizer.allocate(_run(0, 6e9, request=64 * GB))  # 1.5 x the largest input
+    assert 1.5 * GB <= allocation <= 1.5 * GB * 1.25  # about the plain VPA rule, not 1.5 x 1.5 GB (linear)
+
+
+def test_growth_beyond_is_linear_until_enough_runs_are_known():
+    sizer = SelectorSizer()
+    for size in np.linspace(1e9, 2e9, 5):
+        sizer.observe(_run(2 * GB, size, request=64 * GB))
+    assert sizer.growth_beyond(2.0) == (2.0, 1.0)
 
 
 def test_linear_model_follows_a_fixed_plus_per_byte_law():
