@@ -213,3 +213,36 @@ def test_cost_optimal_margin_prices_failures_and_is_leaner_than_a_tiny_miscovera
     assert 0.0 < cheap < noisy.bound(1 / 961)  # x 1.12 instead of x 1.18: a failure costs less than that margin
     assert dear > cheap  # a higher failure price buys more margin
     assert SelectorSizer(failure_cost=50.0).experts[0].failure_cost == 50.0
+
+
+def test_witt_regression_offsets_the_least_squares_line_by_the_workflows_error_spread():
+    from mirrorscale.predictors.baselines import RelativeErrors, WittRegressionSizer
+
+    errors = RelativeErrors()
+    for error in (0.2, 0.4, -0.5):  # two under-predictions (usage above the prediction), one over
+        errors.add(error)
+    assert errors.spread(under_only=True) == pytest.approx(np.std([0.2, 0.4]))
+    assert errors.spread(under_only=False) == pytest.approx(np.std([0.2, 0.4, -0.5]))
+    under, both = WittRegressionSizer(under_only=True).share(errors), WittRegressionSizer(under_only=False)
+    both.share(errors)
+    assert under.allocate(_run(0, 2e9)) == 8 * GB  # no run yet: the request
+    for sizer in (under, both):
+        sizer.observe(_run(1 * GB, 1e9))
+        sizer.observe(_run(3 * GB, 3e9))
+    assert under.allocate(_run(0, 2e9)) == pytest.approx(2 * GB * 1.1)  # the line at 2e9, + std 0.1
+    assert both.allocate(_run(0, 2e9)) == pytest.approx(2 * GB * (1 + np.std([0.2, 0.4, -0.5])))
+    under.observe(_run(2.5 * GB, 2e9))  # predicted 2 GB: relative error 0.2 joins the shared list
+    assert errors.under[0] == 3 and both.errors is errors
+
+
+def test_witt_regression_retries_at_the_largest_usage_after_a_prediction_below_zero():
+    from mirrorscale.predictors.baselines import WittRegressionSizer
+
+    sizer = WittRegressionSizer(under_only=True)
+    sizer.observe(_run(3 * GB, 1e9))
+    sizer.observe(_run(1 * GB, 2e9))  # usage falls 2 GB per GB of input
+    run = _run(2 * GB, 4e9)
+    assert sizer.allocate(run) < 0  # the line at 4e9: -3 GB
+    assert sizer.retry(run, 1e6, 1) == 3 * GB  # the largest usage seen, not 2 MB
+    sizer.allocate(_run(1 * GB, 1e9))
+    assert sizer.retry(run, 1 * GB, 1) == 2 * GB  # a positive prediction that failed: doubled

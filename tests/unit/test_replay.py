@@ -149,6 +149,16 @@ def test_reproduces_the_sizey_paper_figures():
     assert got[("rnaseq", "workflow")] == (1238.6175, 0)
 
 
+@pytest.mark.skipif(not SHARED.exists(), reason="shared nf-core traces not available")
+def test_witt_regression_comes_near_the_sizey_paper_figures():
+    """Not exact: the paper's harness keeps one error list for both offsets and every task of a run."""
+    tasks = load_nextflow_traces(sorted(SHARED.glob("trace_*.csv")), "rss").tasks
+    got = {(t.workflow, t.method): t.wastage_gbh for t in sizey(tasks, get_methods(["witt-lr", "witt-lr-under"]))}
+    assert got[("rnaseq", "witt-lr-under")] == pytest.approx(57.9054, rel=0.03)
+    assert got[("rnaseq", "witt-lr")] == pytest.approx(80.9855, rel=0.03)
+    assert got[("iwd", "witt-lr-under")] == pytest.approx(2.9436, rel=0.08)
+
+
 runner = CliRunner()
 _load_commands()
 
