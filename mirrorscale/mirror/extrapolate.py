@@ -60,7 +60,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = ["METRICS", "MIN_KEY_EXPONENT", "CostPoint", "Estimate", "Extrapolation", "Growth", "combine", "extrapolate",
-           "fit_growth", "fit_scaling", "peak_prior_from_keys"]
+           "fit_growth", "fit_scaling", "history_shows_growth", "peak_prior_from_keys"]
 
 METRICS = ("peak_rss_bytes", "cpu_seconds", "wall_seconds")
 """The metrics extrapolated, in the order of :class:`CostPoint`'s fields."""
@@ -253,10 +253,17 @@ def combine(estimates: Iterable[tuple[str, float, float, float, str]]) -> Estima
     return Estimate(value, min(low, value), max(high, value), model, shares)
 
 
+def history_shows_growth(history: Sequence[CostPoint | tuple[float, float, float, float]]) -> bool:
+    """Whether past full runs span input sizes enough (1.5x) to say how cost grows with the input."""
+    sizes = {float(p.size if isinstance(p, CostPoint) else p[0]) for p in history}
+    sizes.discard(0.0)
+    return len(sizes) >= 2 and min(sizes) > 0 and max(sizes) / min(sizes) >= _HISTORY_SPREAD
+
+
 def _history_prior(past: Sequence[CostPoint], metric: str) -> tuple[float, float] | None:
     """The exponent (and its standard error) history's runs show, when their sizes differ enough."""
     sizes = [p.size for p in past]
-    if len(set(sizes)) < 2 or max(sizes) / min(sizes) < _HISTORY_SPREAD:
+    if not history_shows_growth(past):
         return None
     fits = fit_growth(sizes, [p.value(metric) for p in past], noise=_NOISE[metric], floor=_FLOOR[metric],
                       prior=(1.0, 0.5))

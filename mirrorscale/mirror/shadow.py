@@ -31,7 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from mirrorscale.mirror.extrapolate import CostPoint, Extrapolation, extrapolate, peak_prior_from_keys
+from mirrorscale.mirror.extrapolate import (CostPoint, Extrapolation, extrapolate, history_shows_growth,
+                                            peak_prior_from_keys)
 from mirrorscale.mirror.samplers import SampledInput, Sampler, sample_inputs, subsample
 from mirrorscale.mirror.sandbox import SandboxResult, callable_reference, run_sandboxed
 from mirrorscale.policy import TaskPolicy, parse_byte_size
@@ -42,6 +43,7 @@ __all__ = ["DEFAULT_TIMEOUT", "MirrorError", "default_memory_cap", "mirror_task"
 DEFAULT_TIMEOUT = 300.0
 """Seconds a single mirror may run before it is killed."""
 _FRACTION_SHARES = (0.02, 0.2, 1.0)  # the mirrors run at these shares of sample_fraction; the first probes
+_WITH_HISTORY_SHARES = (0.02, 1.0)  # when past runs already show how cost grows: no 1 % mirror
 
 
 class MirrorError(ValueError):
@@ -55,8 +57,8 @@ def default_memory_cap() -> int:
     return int(psutil.virtual_memory().available // 4)
 
 
-def _fractions(sample_fraction: float, fractions: Sequence[float] | None) -> list[float]:
-    chosen = sorted(set(fractions or (round(sample_fraction * share, 8) for share in _FRACTION_SHARES)))
+def _fractions(sample_fraction: float, fractions: Sequence[float] | None, shares: Sequence[float]) -> list[float]:
+    chosen = sorted(set(fractions or (round(sample_fraction * share, 8) for share in shares)))
     if not chosen or any(not 0 < f <= 1 for f in chosen):
         raise MirrorError(f"sample fractions must be in (0, 1], got {chosen}")
     return chosen
@@ -146,7 +148,7 @@ def _samples(args: Sequence[Any], kwargs: Mapping[str, Any] | None, chosen: list
 
 def _is_probe(index: int, samples: list[SampledInput]) -> bool:
     """The smallest of several samples, far smaller than the next: it measures the fixed cost."""
-    return index == 0 and len(samples) > 2 and samples[0].fraction * 5 <= samples[1].fraction
+    return index == 0 and len(samples) >= 2 and samples[0].fraction * 5 <= samples[1].fraction
 
 
 def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, *,
@@ -159,7 +161,9 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
 
     ``fn`` is an importable module-level callable (or ``"module:function"``).
     ``fractions`` overrides the sample fractions (default 0.02, 0.2 and 1 times
-    ``sample_fraction``); ``samplers`` names custom samplers per argument (see
+    ``sample_fraction``; 0.02 and 1 times when ``history`` spans input sizes by
+    1.5x or more, since its exponent then sets the growth and a middle mirror
+    would only cost CPU); ``samplers`` names custom samplers per argument (see
     :func:`~mirrorscale.mirror.samplers.sample_inputs`). ``memory_cap`` (bytes or
     ``"512MiB"``; default :func:`default_memory_cap`) limits each mirror's RSS
     increase and ``timeout`` its seconds; ``niceness`` is added to the mirror's.
@@ -175,7 +179,8 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
     except ValueError as exc:
         raise MirrorError(str(exc)) from None
     cap = default_memory_cap() if memory_cap is None else parse_byte_size(memory_cap)
-    chosen = _fractions(sample_fraction, fractions)
+    shares = _WITH_HISTORY_SHARES if history_shows_growth(history) else _FRACTION_SHARES
+    chosen = _fractions(sample_fraction, fractions, shares)
     planned = _samples(args, kwargs, chosen, seed, samplers)
     samples: list[SampledInput] = []
     runs: list[SandboxResult] = []

@@ -17,6 +17,7 @@ import pytest
 
 import mirrorscale
 from mirrorscale.mirror import mirror_task, preview
+from mirrorscale.mirror.samplers import sample_inputs
 from mirrorscale.mirror.sandbox import run_sandboxed
 from mirrorscale.policy import TaskPolicy
 from mirrorscale.store.models import ResourceShadow
@@ -145,6 +146,21 @@ def test_the_probe_keeps_a_fixed_cost_from_being_scaled_up() -> None:
     # twenty times the 5 % mirror's 53 MiB would be 1 GiB; the probe shows 48 MiB of it are fixed
     assert shadow.predicted_peak_rss_bytes == pytest.approx(full, rel=0.2)
     assert "fixed + " in json.loads(shadow.evidence)["models"]["peak_rss_bytes"]["model"]
+
+
+def test_history_that_shows_the_growth_saves_the_middle_mirror() -> None:
+    rows = list(range(100_000))
+    full = (48 + 100_000 / 1024) * MIB
+    size = float(sample_inputs((rows,), {}, fraction=0.05).full_bytes)  # the input size as the mirrors measure it
+    past = [(size * share, (48 + 100_000 * share / 1024) * MIB, 0.1 * share, 0.1 * share) for share in (0.25, 0.5)]
+    shadow = preview(fixed_plus_rows, (rows,), memory_cap="1GiB", history=past, **NOT_NICED)
+    assert shadow.outcome == "ok", shadow.error
+    evidence = json.loads(shadow.evidence)
+    assert [m["fraction"] for m in evidence["mirrors"]] == [0.001, 0.05]  # probe and sample, no 1 % mirror
+    assert evidence["models"]["peak_rss_bytes"]["shares"]["history"] > 0
+    assert shadow.predicted_peak_rss_bytes == pytest.approx(full, rel=0.2)
+    alike = preview(fixed_plus_rows, (rows,), memory_cap="1GiB", history=past[:1] * 2, **NOT_NICED)
+    assert len(json.loads(alike.evidence)["mirrors"]) == 3  # runs of one size say nothing of growth
 
 
 def needs_rows(rows: list[int]) -> int:
