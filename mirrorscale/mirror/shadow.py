@@ -38,7 +38,8 @@ from mirrorscale.mirror.sandbox import SandboxResult, callable_reference, run_sa
 from mirrorscale.policy import TaskPolicy, parse_byte_size
 from mirrorscale.store.models import ResourceShadow, utcnow
 
-__all__ = ["DEFAULT_TIMEOUT", "MirrorError", "default_memory_cap", "mirror_task", "preview"]
+__all__ = ["DEFAULT_TIMEOUT", "HISTORY_RUNS", "MirrorError", "default_memory_cap", "mirror_task", "past_full_runs",
+           "preview"]
 
 DEFAULT_TIMEOUT = 300.0
 """Seconds a single mirror may run before it is killed."""
@@ -211,14 +212,32 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
     return _shadow(sample_fraction, samples, runs, fit, note, spent)
 
 
+HISTORY_RUNS = 20
+"""Newest successful full-size runs of a task handed to the extrapolation beside its mirrors."""
+
+
+def past_full_runs(store: Any, key: tuple[str, str, str], limit: int = HISTORY_RUNS,
+                   ) -> tuple[tuple[float, float, float, float], ...]:
+    """``(input_size, peak, cpu, wall)`` of task ``key``'s newest successful runs in ``store``, oldest first.
+
+    What :func:`preview` takes as ``history``: runs without a measured peak or
+    input size say nothing about growth and are left out.
+    """
+    traces = store.traces_since(key, None, limit=max(50, 2 * limit))
+    return tuple((float(t.input_size_bytes), float(t.peak_rss_bytes), float(t.cpu_seconds or 0),
+                  float(t.wall_seconds or 0)) for t in traces
+                 if t.outcome == "success" and t.peak_rss_bytes and t.input_size_bytes)[-limit:]
+
+
 def mirror_task(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
                 *, policy: TaskPolicy, store: Any = None, key: tuple[str, str, str] | None = None,
                 **options: Any) -> ResourceShadow | None:
     """:func:`preview` a task only when ``policy.mirror`` allows it; None otherwise.
 
     Uses the policy's ``sample_fraction`` and ``samplers`` and caps the mirror at the policy's
-    ``memory.max_allowed`` when set. With ``store`` and ``key`` the shadow is
-    saved through ``store.save(key, shadow)``.
+    ``memory.max_allowed`` when set. With ``store`` and ``key`` the task's past
+    full runs (:func:`past_full_runs`) are the extrapolation's ``history``
+    unless one is given, and the shadow is saved through ``store.save(key, shadow)``.
     """
     if not policy.mirror:
         return None
@@ -227,6 +246,8 @@ def mirror_task(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: 
         options.setdefault("samplers", dict(policy.samplers))
     if policy.memory.max_allowed is not None:
         options.setdefault("memory_cap", policy.memory.max_allowed)
+    if store is not None and key is not None and "history" not in options:
+        options["history"] = past_full_runs(store, key)
     shadow = preview(fn, args, kwargs, **options)
     if store is not None and key is not None:
         store.save(key, shadow)

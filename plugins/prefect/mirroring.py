@@ -110,28 +110,18 @@ def _progress(task_name: str) -> Callable[[float], None]:
     return update
 
 
-HISTORY_RUNS = 20
-"""Full-size runs handed to the extrapolation with the mirror's samples."""
-
-
-def _history(store: Any, key: tuple[str, str, str]) -> tuple[tuple[float, float, float, float], ...]:
-    traces = store.traces_since(key, None, limit=50)
-    return tuple((float(t.input_size_bytes), float(t.peak_rss_bytes), float(t.cpu_seconds or 0),
-                  float(t.wall_seconds or 0)) for t in traces
-                 if t.outcome == "success" and t.peak_rss_bytes and t.input_size_bytes)[-HISTORY_RUNS:]
-
-
 def run_mirror(plan: MirrorPlan, args: tuple[Any, ...], kwargs: dict[str, Any], *, store: Any,
                key: tuple[str, str, str], run_id: str | None, reason: str = "") -> tuple[Any, MirrorResult]:
     """Mirror the task on samples of ``args``/``kwargs`` and save the shadow; returns (shadow, result)."""
     import time
 
     from mirrorscale.mirror import preview
+    from mirrorscale.mirror.shadow import past_full_runs
 
     progress = _progress(key[2])
     started = time.perf_counter()
     shadow = preview(plan.reference, args, kwargs, sample_fraction=plan.sample_fraction,
-                     memory_cap=plan.memory_cap, samplers=dict(plan.samplers) or None, history=_history(store, key))
+                     memory_cap=plan.memory_cap, samplers=dict(plan.samplers) or None, history=past_full_runs(store, key))
     seconds = time.perf_counter() - started
     progress(100.0)
     shadow.run_id = run_id

@@ -205,6 +205,33 @@ def test_policy_decides_whether_a_task_is_mirrored() -> None:
     assert json.loads(shadow.evidence)["keyed"]["0"]["chosen_by"] == "policy"
 
 
+def test_mirror_task_reads_the_tasks_full_runs_from_the_store(tmp_path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from mirrorscale.store.history import HistoryStore
+
+    rows = list(range(100_000))
+    size = float(sample_inputs((rows,), {}, fraction=0.05).full_bytes)
+    key, t0 = ("prefect", "etl", "fixed_plus_rows"), datetime(2026, 1, 1, tzinfo=timezone.utc)
+    store = HistoryStore.open(f"sqlite:///{tmp_path / 'h.db'}")
+    try:
+        for i, share in enumerate((0.25, 0.5, 0.5)):
+            store.record_trace(engine=key[0], pipeline_id=key[1], task_id=key[2], run_id=f"r{i}",
+                               started_at=t0 + timedelta(hours=i), outcome="success", input_size_bytes=int(size * share),
+                               peak_rss_bytes=int((48 + 100_000 * share / 1024) * MIB), cpu_seconds=0.1, wall_seconds=0.1)
+        store.record_trace(engine=key[0], pipeline_id=key[1], task_id=key[2], run_id="killed",
+                           started_at=t0 + timedelta(hours=3), outcome="oom_killed", input_size_bytes=int(size),
+                           peak_rss_bytes=10 * MIB)  # a killed run says nothing of the full run's cost
+        shadow = mirror_task(fixed_plus_rows, (rows,), policy=TaskPolicy(mirror=True), store=store, key=key,
+                             memory_cap="1GiB", **NOT_NICED)
+        evidence = json.loads(shadow.evidence)
+        assert evidence["models"]["peak_rss_bytes"]["shares"]["history"] > 0
+        assert len(evidence["mirrors"]) == 2  # the history shows the growth: no 1 % mirror
+        assert store.latest_shadow(key).id == shadow.id
+    finally:
+        store.close()
+
+
 def test_local_functions_are_refused() -> None:
     from mirrorscale.mirror import MirrorError
 
