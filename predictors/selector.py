@@ -407,7 +407,12 @@ class SelectorSizer:
         return self._cap(run, target, above=failed)
 
     def observe(self, run: Run) -> None:
-        """Score every model on ``run``, note a jump (a new largest error), then add it to the history."""
+        """Score every model on ``run``, note a jump (a new largest error), then add it to the history.
+
+        A run without a positive usage (not measured) teaches nothing and is ignored.
+        """
+        if not run.usage > 0:
+            return
         jumps = False
         for expert in self.experts:
             before = expert.errors.max_seen

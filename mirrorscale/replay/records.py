@@ -56,13 +56,15 @@ def from_nextflow(trace: NextflowTrace, usage: UsageColumn = "peak_rss") -> tupl
 
     ``usage`` picks the column scored (``peak_rss``, or ``rss`` for the Sizey
     protocol); the request is ``memory`` and the input size ``rchar``. Rows
-    without the usage or ``realtime`` value are skipped (counted).
+    without the usage or ``realtime`` value, or with a usage of 0 (a task too
+    short for Nextflow to measure, as the Sizey harness also drops), are
+    skipped (counted).
     """
     records: list[ReplayTask] = []
     skipped = 0
     for row in trace.completed():
         used = getattr(row, usage)
-        if used is None or row.realtime_ms is None:
+        if used is None or used <= 0 or row.realtime_ms is None:
             skipped += 1
             continue
         features = {name: float(value) for name, value in (("cpus", row.cpus), ("read_bytes", row.read_bytes))

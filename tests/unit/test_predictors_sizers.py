@@ -246,3 +246,11 @@ def test_witt_regression_retries_at_the_largest_usage_after_a_prediction_below_z
     assert sizer.retry(run, 1e6, 1) == 3 * GB  # the largest usage seen, not 2 MB
     sizer.allocate(_run(1 * GB, 1e9))
     assert sizer.retry(run, 1 * GB, 1) == 2 * GB  # a positive prediction that failed: doubled
+
+
+def test_a_run_without_a_measured_usage_is_ignored():
+    sizer = SelectorSizer()
+    for _ in range(5):
+        sizer.observe(_run(1 * GB))
+    sizer.observe(_run(0.0))  # a task too short to measure: no log(0), nothing learned
+    assert len(sizer.history) == 5

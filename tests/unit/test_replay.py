@@ -41,6 +41,17 @@ def hand_trace(tmp_path: Path) -> Path:
     return path
 
 
+def test_a_run_too_short_to_measure_is_skipped_not_fatal(tmp_path):
+    """chipseq's MULTIQC_CUSTOM_PEAKS once ran 28 ms: Nextflow wrote peak_rss 0."""
+    path = tmp_path / "trace_short.csv"
+    path.write_text(HAND_TRACE.replace("A,FAILED,5,3600000,9000000000,9000000000,4000000000,10\n",
+                                       "A,COMPLETED,5,28,0,0,4000000000,10\n"))
+    loaded = load_nextflow_traces([path])
+    assert len(loaded.tasks) == 4 and loaded.skipped == {"short": 1}
+    for tally in chronological(loaded.tasks, get_methods()):
+        assert tally.tasks == 4
+
+
 def _replay(path: Path, name: str):
     tasks = load_nextflow_traces([path]).tasks
     (tally,) = chronological(tasks, [METHODS[name]])
