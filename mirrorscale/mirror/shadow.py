@@ -11,7 +11,9 @@ when the distinct keys grow sub-linearly, see :mod:`.keyed`; the evidence's
 ``keyed`` names the key and the distinct-key estimates) and draws smaller samples
 from that one: a *probe* (2 % of it, 0.1 % of the input by default) that
 measures what a call costs whatever its input, and 20 % of it (1 % of the
-input), so the growth law is read over a factor of fifty in size. It runs one sandboxed mirror per sample, smallest first, each with
+input), so the growth law is read over a factor of fifty in size (when the
+task's history already spans input sizes, its exponent sets the growth and
+the 1 % mirror is left out). It runs one sandboxed mirror per sample, smallest first, each with
 the allocator and collector scaled to the sample (see
 :func:`~mirrorscale.mirror.sandbox.mimic_full_scale`), stops at the first
 mirror that fails (a probe that raises only drops the probe: a tiny sample can
