@@ -43,6 +43,7 @@ from mirrorscale.allocator.estimate import SHADOW_MAX_AGE, MemoryEstimate, choos
 from mirrorscale.allocator.history import WINDOW, TaskModel
 from mirrorscale.allocator.plan import default_capacity, plan
 from mirrorscale.policy import TaskPolicy, format_bytes
+from mirrorscale.predictors.methods import METHODS
 from mirrorscale.store.models import Allocation, utcnow
 
 TaskKey = tuple[str, str, str]
@@ -92,6 +93,9 @@ class Allocator:
         self.window = window
         self.snapshot_every = snapshot_every
         self._models: dict[TaskKey, TaskModel] = {}
+        self._workflows: dict[tuple[str, str], Any] = {}
+        """What the sizers of one pipeline's tasks share (the method's ``new_workflow()``, e.g. a
+        :class:`~mirrorscale.predictors.pool.WorkflowPool` of first-retry overshoots), per process."""
         self._unsaved: dict[TaskKey, int] = {}
         """Runs each cached model learned since its stored snapshot."""
         self._replace: set[TaskKey] = set()
@@ -111,12 +115,31 @@ class Allocator:
         if model is None:
             model = self._models[key] = self._restore(key) or TaskModel(method=self.method)
             self._unsaved.setdefault(key, 0)
+            self._share(key, model)
         while True:
             rows = self.store.traces_since(key, model.last_started, limit=self.window)
             fresh = model.feed(rows)
             self._unsaved[key] = self._unsaved.get(key, 0) + fresh
             if len(rows) < self.window or not fresh or model.last_started is None:
                 return model
+
+    def _share(self, key: TaskKey, model: TaskModel) -> None:
+        """Join the model's sizer to what its pipeline's sizers share, as replay does per workflow.
+
+        For ``mirrorscale``: every first OOM kill of a task that later succeeds
+        reports how far the run overshot the killed attempt, and a first retry
+        of any task of the pipeline steps to such an overshoot when that is
+        cheaper in expectation than its own rule. Kept in memory: a new
+        process starts with the prior alone.
+        """
+        if not hasattr(model.sizer, "share"):
+            return
+        pipeline = (key[0], key[1])
+        if pipeline not in self._workflows:
+            self._workflows[pipeline] = METHODS[self.method].new_workflow()
+        shared = self._workflows[pipeline]
+        if shared is not None:
+            model.sizer.share(shared)
 
     def forget(self, key: TaskKey | None = None) -> None:
         """Drop the model of ``key`` (of every task when None), cached and stored; the next decision refits it."""

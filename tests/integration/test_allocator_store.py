@@ -9,6 +9,7 @@ import pytest
 from mirrorscale.allocator import Allocator, Request
 from mirrorscale.policy import PolicySet
 from mirrorscale.store.history import HistoryStore
+from mirrorscale.store.models import Allocation
 
 GIB = 2**30
 KEY = ("airflow", "etl", "transform")
@@ -139,3 +140,35 @@ def test_explain_in_observe_mode_shows_what_it_would_decide(monkeypatch, tmp_pat
     assert doc["mirror"]["state"] == "none" and "only 5 run(s)" in doc["volatility"]["reason"]
     missing = invoke("explain", "nope")
     assert missing.exit_code == 1 and "no task named" in missing.output
+
+
+def _oom_then_success(store: HistoryStore, allocator: Allocator, task: str, run_id: str, hour: int,
+                      killed_at: int, used_after: int | None) -> Allocation:
+    """Task ``task`` killed at ``killed_at`` bytes in run ``run_id``; the retry's decision, then (optionally) its success."""
+    key = (KEY[0], KEY[1], task)
+    store.record_trace(engine=key[0], pipeline_id=key[1], task_id=task, run_id=run_id,
+                       started_at=T0 + timedelta(hours=hour), outcome="oom_killed", peak_rss_bytes=killed_at,
+                       allocated_memory_bytes=killed_at, wall_seconds=60.0)
+    retry = allocator.decide(key, run_id, try_number=2)
+    if used_after is not None:
+        store.record_trace(engine=key[0], pipeline_id=key[1], task_id=task, run_id=run_id,
+                           started_at=T0 + timedelta(hours=hour, minutes=5), peak_rss_bytes=used_after,
+                           wall_seconds=60.0, cpu_seconds=30.0, try_number=2)
+        allocator.model(key)  # the success is learned: the overshoot joins the pipeline's pool
+    return retry
+
+
+def test_a_first_retry_learns_from_the_overshoots_of_other_tasks_of_the_pipeline(store: HistoryStore) -> None:
+    """Two tasks of the pipeline were killed and then needed 1.6x their killed attempt: a third task's
+    first retry steps that far at once, where a pipeline without that experience steps ~1.2x."""
+    for task in ("a", "b", "c"):
+        store.add_traces(dict(_row(i), task_id=task, run_id=f"{task}{i}") for i in range(20))
+    learned, fresh = Allocator(store, _policies(headroom=0.0)), Allocator(store, _policies(headroom=0.0))
+    killed = int(1.5 * GIB)  # far above anything seen: the sizer's own step knows nothing
+    for hour, task in ((30, "a"), (31, "b")):
+        _oom_then_success(store, learned, task, f"{task}-big", hour, killed, int(1.6 * killed))
+    after_pool = _oom_then_success(store, learned, "c", "c-big", 32, killed, None)
+    alone = fresh.decide((KEY[0], KEY[1], "c"), "c-big", try_number=2)
+    assert alone.memory_bytes < 1.35 * killed  # the task's own rule: about +20 %
+    assert after_pool.memory_bytes >= 1.6 * killed  # the pooled overshoots: one step covers them
+    assert "OOM bump" in after_pool.reason
