@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -144,6 +145,30 @@ def _memory_cgroup(tmp_name: str, limit: int) -> Path:
     return group
 
 
+def _remove_cgroup(group: Path, seconds: float = 15.0) -> None:
+    """Remove the test's cgroup once it is empty.
+
+    The kernel refuses (EBUSY) while a process is still in it: the exit
+    watcher may still be finishing after it stored the trace. After 3 s the
+    ones left are moved to the parent group.
+    """
+    started = time.monotonic()
+    while True:
+        try:
+            group.rmdir()
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() - started > seconds:
+                raise
+        if time.monotonic() - started > 3.0:
+            for pid in (group / "cgroup.procs").read_text().split():
+                try:
+                    (group.parent / "cgroup.procs").write_text(pid)
+                except OSError:  # it exited meanwhile
+                    pass
+        time.sleep(0.2)
+
+
 def _traces_when_settled(url: str, task_id: str, want: int, seconds: float = 20.0) -> list:
     """The store's traces of ``task_id`` once ``want`` exist (or after ``seconds``)."""
     deadline = time.monotonic() + seconds
@@ -171,7 +196,7 @@ def test_kernel_oom_kill_is_recorded_by_the_exit_watcher(how: str, tmp_path: Pat
         traces = _traces_when_settled(url, how, 1, 20.0 if how == "grow" else 3.0)
     finally:
         if group is not None:
-            group.rmdir()
+            _remove_cgroup(group)
     if how == "grow":  # killed by the kernel inside its memory limit: stored as an OOM kill
         assert len(traces) == 1, traces
         trace = traces[0]
