@@ -286,11 +286,11 @@ class SelectorSizer:
         if known.sum() >= self.few_runs:
             x, u = np.log(x[known]), np.log(u[known])
             upper = x >= np.median(x)
-            x, u = x[upper] - x[upper].mean(), u[upper] - u[upper].mean()
-            sxx = float(np.dot(x, x))
-            if len(x) >= 5 and sxx > 0:
-                b = float(np.dot(x, u)) / sxx
-                se = math.sqrt(float(np.sum((u - b * x) ** 2)) / (len(x) - 2) / sxx)
+            x, u = x[upper], u[upper]
+            if len(x) >= 5 and np.ptp(x) > 0:
+                a, b = fit_loglinear(x, u, np.ones(len(x)))
+                dx = x - x.mean()
+                se = math.sqrt(float(np.sum((u - a - b * x) ** 2)) / (len(x) - 2) / float(dx @ dx))
                 slope = min(1.0, max(0.0, b + 2.0 * se))
         return ratio**slope, slope
 

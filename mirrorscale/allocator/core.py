@@ -137,8 +137,7 @@ class Allocator:
         pipeline = (key[0], key[1])
         if pipeline not in self._workflows:
             self._workflows[pipeline] = METHODS[self.method].new_workflow()
-        shared = self._workflows[pipeline]
-        if shared is not None:
+        if (shared := self._workflows[pipeline]) is not None:
             model.sizer.share(shared)
 
     def forget(self, key: TaskKey | None = None) -> None:

@@ -45,6 +45,8 @@ __all__ = ["DEFAULT_TIMEOUT", "HISTORY_RUNS", "MirrorError", "default_memory_cap
 
 DEFAULT_TIMEOUT = 300.0
 """Seconds a single mirror may run before it is killed."""
+HISTORY_RUNS = 20
+"""Newest successful full-size runs of a task handed to the extrapolation beside its mirrors."""
 _FRACTION_SHARES = (0.02, 0.2, 1.0)  # the mirrors run at these shares of sample_fraction; the first probes
 _WITH_HISTORY_SHARES = (0.02, 1.0)  # when past runs already show how cost grows: no 1 % mirror
 
@@ -212,10 +214,6 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
         fit = extrapolate(points, target, history=[] if unsized else history,
                           priors={"peak_rss_bytes": peak_prior} if peak_prior else None)
     return _shadow(sample_fraction, samples, runs, fit, note, spent)
-
-
-HISTORY_RUNS = 20
-"""Newest successful full-size runs of a task handed to the extrapolation beside its mirrors."""
 
 
 def past_full_runs(store: Any, key: tuple[str, str, str], limit: int = HISTORY_RUNS,
