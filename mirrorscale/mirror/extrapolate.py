@@ -45,9 +45,11 @@ replaces ``p0``. Wall time takes the CPU fit's exponent as its ``p0``. The band 
 within 1 of the best, one standard error) widened by the noise.
 
 History (full-size runs of the task: ``(input_size, peak, cpu, wall)``) is
-fitted the same way. Runs at several sizes measure the growth near the target
-(caches, page faults and collections of a large heap that a 5 % sample cannot
-show), so their exponent becomes the mirror fit's prior; then the mirror's and
+fitted the same way, under the same prior. Runs at several sizes measure the
+growth near the target (caches, page faults and collections of a large heap
+that a 5 % sample cannot show), so the exponent they leave (the prior updated
+by their points: many runs far apart move it all the way, two noisy runs
+close in size only a little) becomes the mirror fit's prior; then the mirror's and
 the history's estimates at the target are combined in log space, weighted by
 the inverse square of their band widths. ``evidence`` names the share of each
 and which one dominated.
@@ -57,10 +59,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 __all__ = ["METRICS", "MIN_KEY_EXPONENT", "CostPoint", "Estimate", "Extrapolation", "Growth", "combine", "extrapolate",
-           "fit_growth", "fit_scaling", "history_shows_growth", "peak_prior_from_keys"]
+           "fit_growth", "fit_scaling", "history_shows_growth", "memory_envelope", "peak_prior_from_keys"]
 
 METRICS = ("peak_rss_bytes", "cpu_seconds", "wall_seconds")
 """The metrics extrapolated, in the order of :class:`CostPoint`'s fields."""
@@ -158,20 +162,26 @@ class Extrapolation:
         return "; ".join([head, *lines])
 
 
-def _weighted_line(xs: Sequence[float], ys: Sequence[float], ws: Sequence[float]) -> tuple[float, float, float]:
-    """Weighted least squares ``y = a + b x`` with ``a, b >= 0``: ``(a, b, residual)``."""
-    sw = sum(ws)
-    mx = sum(w * x for w, x in zip(ws, xs)) / sw
-    my = sum(w * y for w, y in zip(ws, ys)) / sw
-    sxx = sum(w * (x - mx) ** 2 for w, x in zip(ws, xs))
-    b = sum(w * (x - mx) * (y - my) for w, x, y in zip(ws, xs, ys)) / sxx if sxx > 0 else 0.0
+def _weighted_lines(xs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Weighted least squares ``y = a + b x`` with ``a, b >= 0``, one line per row of ``xs``: ``(a, b, residual)``.
+
+    A line that falls with size becomes the constant ``mean(y)``; one whose
+    intercept would be negative goes through the origin.
+    """
+    sw = ws.sum()
+    mx = xs @ ws / sw
+    my = float(ys @ ws / sw)
+    dx = xs - mx[:, None]
+    sxx = (dx**2) @ ws
+    sxy = (dx * (ys - my)) @ ws
+    b = np.where(sxx > 0, sxy / np.where(sxx > 0, sxx, 1.0), 0.0)
     a = my - b * mx
-    if b < 0:  # shrinking with size: a constant
-        a, b = my, 0.0
-    elif a < 0:  # through the origin
-        sxx0 = sum(w * x * x for w, x in zip(ws, xs))
-        a, b = 0.0, (sum(w * x * y for w, x, y in zip(ws, xs, ys)) / sxx0 if sxx0 > 0 else 0.0)
-    residual = sum(w * (y - a - b * x) ** 2 for w, x, y in zip(ws, xs, ys))
+    falling, through_origin = b < 0, (b >= 0) & (a < 0)
+    sxx0 = (xs**2) @ ws
+    b0 = np.where(sxx0 > 0, (xs * ys) @ ws / np.where(sxx0 > 0, sxx0, 1.0), 0.0)
+    a = np.where(falling, my, np.where(through_origin, 0.0, a))
+    b = np.where(falling, 0.0, np.where(through_origin, b0, b))
+    residual = ((ys - a[:, None] - b[:, None] * xs) ** 2) @ ws
     return a, b, residual
 
 
@@ -185,17 +195,17 @@ def fit_growth(sizes: Sequence[float], costs: Sequence[float], *, noise: float =
     adding ``((p - 1) / sigma_super) ** 2`` for super-linear exponents.
     """
     unit = max(sizes)
-    xs0 = [s / unit for s in sizes]
-    ys = [max(0.0, float(c)) for c in costs]
-    ws = [1.0 / max((noise * y) ** 2 + floor**2, 1e-300) for y in ys]
+    xs0 = np.array([s / unit for s in sizes], dtype=float)
+    ys = np.array([max(0.0, float(c)) for c in costs], dtype=float)
+    ws = 1.0 / np.maximum((noise * ys) ** 2 + floor**2, 1e-300)
     p0, sigma, *above = prior
-    fits = []
-    for p in _EXPONENTS:
-        a, b, residual = _weighted_line([x**p for x in xs0], ys, ws)
-        superlinear = ((p - 1) / above[0]) ** 2 if above and p > 1 else 0.0
-        fits.append((residual + ((p - p0) / sigma) ** 2 + superlinear, Growth(a, b, p, unit)))
-    fits.sort(key=lambda fit: fit[0])
-    return fits
+    exponents = np.array(_EXPONENTS)
+    a, b, residual = _weighted_lines(xs0[None, :] ** exponents[:, None], ys, ws)
+    objective = residual + ((exponents - p0) / sigma) ** 2
+    if above:
+        objective = objective + np.where(exponents > 1, ((exponents - 1) / above[0]) ** 2, 0.0)
+    order = np.argsort(objective, kind="stable")
+    return [(float(objective[i]), Growth(float(a[i]), float(b[i]), _EXPONENTS[i], unit)) for i in order]
 
 
 def _exponent_spread(fits: list[tuple[float, Growth]]) -> float:
@@ -260,18 +270,43 @@ def history_shows_growth(history: Sequence[CostPoint | tuple[float, float, float
     return len(sizes) >= 2 and min(sizes) > 0 and max(sizes) / min(sizes) >= _HISTORY_SPREAD
 
 
-def _history_prior(past: Sequence[CostPoint], metric: str) -> tuple[float, float] | None:
-    """The exponent (and its standard error) history's runs show, when their sizes differ enough."""
+def memory_envelope(past: Sequence[CostPoint]) -> list[CostPoint]:
+    """Past runs with each peak raised to the largest peak of any run no larger: memory never shrinks with input.
+
+    A hash table's power-of-two capacity or the allocator's luck can make a
+    larger run peak lower than a smaller one (deduplicating 3 M Zipf strings:
+    15.5 MiB; 6 M of them: 12.7 MiB; 12 M: 24.7 MiB). Read as it is, such a
+    pair says memory is falling and the history would predict 14 MiB for the
+    12 M; the envelope reads it as flat and predicts no less than what was
+    already needed.
+    """
+    ordered = sorted(past, key=lambda p: p.size)
+    out, highest = [], 0.0
+    for point in ordered:
+        highest = max(highest, point.peak_rss_bytes)
+        out.append(replace(point, peak_rss_bytes=highest))
+    return out
+
+
+def _history_prior(past: Sequence[CostPoint], metric: str, prior: tuple[float, ...]) -> tuple[float, float] | None:
+    """The exponent (and its standard error) once history's runs have updated ``prior``.
+
+    None when their sizes do not differ enough to say anything about growth. A
+    few runs close in size move the exponent only as far as their noise allows
+    (two runs 2x apart, 8 % noise each: about 0.16), so a noisy pair cannot set
+    the growth of a twenty-fold extrapolation on its own.
+    """
     sizes = [p.size for p in past]
     if not history_shows_growth(past):
         return None
     fits = fit_growth(sizes, [p.value(metric) for p in past], noise=_NOISE[metric], floor=_FLOOR[metric],
-                      prior=(1.0, 0.5))
+                      prior=prior)
     return fits[0][1].exponent, _exponent_spread(fits)
 
 
 def _metric(now: Sequence[CostPoint], past: Sequence[CostPoint], metric: str, target: float,
-            prior: tuple[float, ...]) -> Estimate:
+            prior: tuple[float, ...], base: tuple[float, ...]) -> Estimate:
+    """One metric: the mirror fit under ``prior``, history's own fit under ``base``, combined."""
     sources, exponent = [], None
     if now:
         value, low, high, model, exponent = _fit([p.size for p in now], [p.value(metric) for p in now], target,
@@ -280,7 +315,7 @@ def _metric(now: Sequence[CostPoint], past: Sequence[CostPoint], metric: str, ta
     if past:
         value, low, high, model, history_exponent = _fit(
             [p.size for p in past], [p.value(metric) for p in past], target, floor=_FLOOR[metric],
-            noise=_NOISE[metric], prior=(1.0, 0.5))
+            noise=_NOISE[metric], prior=base)
         sources.append(("history", value, low, high, model))
         exponent = exponent if exponent is not None else history_exponent
     estimate = combine(sources)
@@ -295,7 +330,7 @@ def extrapolate(mirror: Sequence[CostPoint], target_size: float, *,
     ``history`` items may be :class:`CostPoint` or ``(input_size, peak, cpu, wall)``
     tuples; points without a positive size are ignored. ``priors`` replaces the
     default exponent prior of a metric (``(p0, sigma[, sigma_above])``), as
-    :func:`peak_prior_from_keys` does for memory; history's exponent still wins.
+    :func:`peak_prior_from_keys` does for memory; history's runs update it.
     """
     past = [p if isinstance(p, CostPoint) else CostPoint(*map(float, p)) for p in history]
     past = [p for p in past if p.size > 0]
@@ -304,10 +339,12 @@ def extrapolate(mirror: Sequence[CostPoint], target_size: float, *,
         raise ValueError("need at least one mirror point or one past run with a positive input size")
     metrics: dict[str, Estimate] = {}
     for metric in METRICS:
-        prior = _history_prior(past, metric) or (priors or {}).get(metric) or _DEFAULT_PRIOR[metric]
+        base = (priors or {}).get(metric) or _DEFAULT_PRIOR[metric]
+        runs = memory_envelope(past) if metric == "peak_rss_bytes" else past
+        prior = _history_prior(runs, metric, base) or base
         if metric == "wall_seconds" and metrics["cpu_seconds"].exponent is not None and not past:
             prior = (metrics["cpu_seconds"].exponent, _PRIOR_SIGMA[metric])  # wall grows like the CPU it needs
-        metrics[metric] = _metric(now, past, metric, target_size, prior)
+        metrics[metric] = _metric(now, runs, metric, target_size, prior, base)
     return Extrapolation(target_size=target_size, **metrics)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mirrorscale.mirror.extrapolate import CostPoint, extrapolate, fit_growth, fit_scaling, peak_prior_from_keys
+from mirrorscale.mirror.extrapolate import (CostPoint, extrapolate, fit_growth, fit_scaling, memory_envelope,
+                                            peak_prior_from_keys)
 
 SIZES = [0.1, 1, 5]  # probe, 1 % and 5 % of an input of size 100
 
@@ -78,12 +79,31 @@ def test_history_near_the_target_dominates_a_noisy_mirror() -> None:
 def test_history_at_several_sizes_sets_the_growth_the_mirror_is_read_with() -> None:
     # the mirror's points look linear; past full runs show cost growing as size ** 1.3 near the target
     mirror = [CostPoint(s, 1e6 * s, 0.01 * s, 0.01 * s) for s in SIZES]
-    history = [(n, 1e6 * n, 0.01 * 5 * (n / 5) ** 1.3, 0.01 * 5 * (n / 5) ** 1.3) for n in (30, 60)]
+    history = [(n, 1e6 * n, 0.01 * 5 * (n / 5) ** 1.3, 0.01 * 5 * (n / 5) ** 1.3) for n in (20, 40, 60, 80)]
     alone = extrapolate(mirror, 100).cpu_seconds
     guided = extrapolate(mirror, 100, history=history).cpu_seconds
     assert alone.exponent == pytest.approx(1.0, abs=0.02)
     assert guided.exponent > 1.15
     assert guided.value > 1.5 * alone.value
+
+
+def test_two_noisy_runs_close_in_size_do_not_set_the_growth_alone() -> None:
+    # the same task twice, 2x apart in size; the larger run was slowed down (the machine was busy): 2.9x the CPU
+    mirror = [CostPoint(s, 1e6 * s, 0.01 * s, 0.01 * s) for s in SIZES]
+    history = [(30, 30e6, 0.30, 0.30), (60, 60e6, 0.87, 0.87)]
+    guided = extrapolate(mirror, 100, history=history).cpu_seconds
+    assert guided.exponent < 1.2  # two points alone would say 1.5
+    assert guided.value < 1.6  # 0.87 grown 1.67x at p = 1.5 is 1.9; the mirror says 1.0
+
+
+def test_a_larger_run_that_peaked_lower_does_not_make_memory_fall() -> None:
+    # deduplicating Zipf strings (measured): 3 M rows peaked at 15.5 MiB, 6 M at 12.7, 12 M at 24.7
+    mib = 2**20
+    mirror = [CostPoint(0.12, 0.39 * mib, 0.001, 0.001), CostPoint(6, 3.3 * mib, 0.06, 0.05)]
+    history = [(30, 15.5 * mib, 0.2, 0.2), (60, 12.7 * mib, 0.4, 0.4)]
+    assert [p.peak_rss_bytes for p in memory_envelope([CostPoint(*h) for h in history])] == [15.5 * mib] * 2
+    peak = extrapolate(mirror, 120, history=history).peak_rss_bytes
+    assert peak.value >= 15.5 * mib
 
 
 def test_needs_some_evidence() -> None:
