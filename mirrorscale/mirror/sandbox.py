@@ -54,7 +54,7 @@ import psutil
 from mirrorscale.mirror import cgroup
 
 __all__ = ["MIRROR_ENV", "SCRATCH_ENV", "CallCost", "SandboxResult", "callable_reference", "is_mirror",
-           "mimic_full_scale", "pack_text", "run_sandboxed", "scratch_dir", "task_imports", "warm_up_seconds"]
+           "mimic_full_scale", "run_sandboxed", "scratch_dir", "task_imports", "warm_up_seconds"]
 
 MIRROR_ENV = "MIRRORSCALE_MIRROR"
 """Set to ``1`` inside a mirror."""
@@ -68,7 +68,6 @@ _MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's ceiling of its dynamic mmap threshol
 _MMAP_THRESHOLD_MIN = 64 * 2**10
 _GC_THRESHOLD_MIN = 10
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
-_PACK_MIN_ITEMS = 1000  # shorter lists of str are pickled as they are
 _PRELOAD_CANDIDATES = ("numpy", "pandas", "scipy", "sklearn", "pyarrow")
 _log = logging.getLogger(__name__)
 _context: Any = None
@@ -226,36 +225,6 @@ def _new_modules(before: set[str]) -> tuple[str, ...]:
     """Public modules imported since ``before`` (what a call imported itself)."""
     return tuple(sorted(m for m in set(sys.modules) - before
                         if not any(part.startswith("_") for part in m.split(".")) and sys.modules.get(m)))
-
-
-class _PackedText:
-    """A list or tuple of str that travels to the child as one NUL-joined string (see :func:`pack_text`)."""
-
-    def __init__(self, joined: str, kind: type) -> None:
-        self.joined, self.kind = joined, kind
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return _unpack_text, (self.joined, self.kind is tuple)
-
-
-def _unpack_text(joined: str, as_tuple: bool) -> list[str] | tuple[str, ...]:
-    items = joined.split("\0")
-    return tuple(items) if as_tuple else items
-
-
-def pack_text(value: Any) -> Any:
-    """``value`` ready to be pickled to a mirror: a list or tuple of many plain ``str`` joined into one string.
-
-    Pickling strings one at a time memoises each of them: 0.06 s of the
-    caller's CPU for 200 k random 12-letter strings, as much as sorting them
-    in the mirror. Joined by NUL they pickle in 0.015 s and split back in
-    the child into an equal list (or tuple) of fresh strings. Anything else,
-    and text that holds a NUL itself, is returned as it is.
-    """
-    if type(value) not in (list, tuple) or len(value) < _PACK_MIN_ITEMS or not all(type(v) is str for v in value):
-        return value
-    joined = "\0".join(value)
-    return _PackedText(joined, type(value)) if joined.count("\0") == len(value) - 1 else value
 
 
 def _resolve(reference: str) -> Callable[..., Any]:
@@ -637,9 +606,7 @@ def run_sandboxed(fn: Callable[..., Any] | str, args: tuple[Any, ...] = (), kwar
                "mirror": mirror, "cgroup": group, "reference": reference, "scale": scale}
     ctx = _get_context((*task_imports(reference), *preload))
     parent_conn, child_conn = ctx.Pipe(duplex=False)
-    packed_args = tuple(pack_text(a) for a in args)
-    packed_kwargs = {k: pack_text(v) for k, v in (kwargs or {}).items()}
-    proc = ctx.Process(target=_child_main, args=(child_conn, reference, packed_args, packed_kwargs, options),
+    proc = ctx.Process(target=_child_main, args=(child_conn, reference, tuple(args), dict(kwargs or {}), options),
                        name="mirrorscale-mirror", daemon=True)
     start = time.monotonic()
     try:
