@@ -12,8 +12,8 @@ when the distinct keys grow sub-linearly, see :mod:`.keyed`; the evidence's
 from that one: a *probe* (2 % of it, 0.1 % of the input by default) that
 measures what a call costs whatever its input, and 20 % of it (1 % of the
 input), so the growth law is read over a factor of fifty in size (when the
-task's history already spans input sizes, its exponent sets the growth and
-the 1 % mirror is left out). It runs one sandboxed mirror per sample, smallest first, each with
+task's history already spans input sizes, its full-size runs inform the
+growth and the estimate, and the 1 % mirror is left out). It runs one sandboxed mirror per sample, smallest first, each with
 the allocator and collector scaled to the sample (see
 :func:`~mirrorscale.mirror.sandbox.mimic_full_scale`), stops at the first
 mirror that fails (a probe that raises only drops the probe: a tiny sample can
@@ -167,8 +167,8 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
     ``fn`` is an importable module-level callable (or ``"module:function"``).
     ``fractions`` overrides the sample fractions (default 0.02, 0.2 and 1 times
     ``sample_fraction``; 0.02 and 1 times when ``history`` spans input sizes by
-    1.5x or more, since its exponent then sets the growth and a middle mirror
-    would only cost CPU); ``samplers`` names custom samplers per argument (see
+    1.5x or more, since its full-size runs then inform the growth and a middle
+    mirror would mostly cost CPU); ``samplers`` names custom samplers per argument (see
     :func:`~mirrorscale.mirror.samplers.sample_inputs`). ``memory_cap`` (bytes or
     ``"512MiB"``; default :func:`default_memory_cap`) limits each mirror's RSS
     increase and ``timeout`` its seconds; ``niceness`` is added to the mirror's.
