@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, inspect, text
 
 VERSION_TABLE = "alembic_version_mirrorscale"
-SCHEMA_REVISION = "20261127_0003"
+SCHEMA_REVISION = "20261204_0004"
 """Head revision of the migrations this code was written for."""
 
 _PG_LOCK_KEY = 0x6D697272  # "mirr": advisory lock id for migrations on PostgreSQL

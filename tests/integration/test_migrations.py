@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import subprocess
 import sys
@@ -55,6 +56,32 @@ def test_models_and_migrations_agree(store_url: str) -> None:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = [d for d in compare_metadata(context, Base.metadata)
                 if not (d[0] == "remove_table" and d[1].name == schema.VERSION_TABLE)]
+    assert diff == []
+    engine.dispose()
+
+
+def test_a_jsonb_snapshot_column_from_the_first_0003_becomes_json_with_its_rows(postgres_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    engine = make_engine(postgres_url)
+    schema.upgrade(engine, "20261127_0003")
+    with engine.begin() as conn:  # what the first version of 0003 made, with a model in it
+        conn.execute(text("ALTER TABLE mirrorscale_model_snapshot ALTER COLUMN state TYPE jsonb USING state::jsonb"))
+        conn.execute(text("INSERT INTO mirrorscale_task (engine, pipeline_id, task_id, created_at) "
+                          "VALUES ('airflow', 'etl', 'load', now())"))
+        conn.execute(text("INSERT INTO mirrorscale_model_snapshot (task_pk, method, version, runs, state, updated_at) "
+                          "SELECT id, 'mirrorscale', 1, 3, '{\"level\": [1.5, 2]}'::jsonb, now() FROM mirrorscale_task"))
+    schema.upgrade(engine)
+    with engine.connect() as conn:
+        column_type = conn.execute(text("SELECT data_type FROM information_schema.columns WHERE "
+                                        "table_name = 'mirrorscale_model_snapshot' AND column_name = 'state'")).scalar()
+        state = conn.execute(text("SELECT state::text FROM mirrorscale_model_snapshot")).scalar()
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = [d for d in compare_metadata(context, Base.metadata)
+                if not (d[0] == "remove_table" and d[1].name == schema.VERSION_TABLE)]
+    assert column_type == "json"
+    assert state is not None and json.loads(state) == {"level": [1.5, 2]}
     assert diff == []
     engine.dispose()
 
