@@ -1,7 +1,7 @@
 """How well does a 5 % mirror predict the full run? Prints one row per workload.
 
     .venvs/core/bin/python benchmarks/mirror_accuracy.py [--only NAME ...] [--fraction 0.05] [--repeat 3]
-        [--rows-only] [--history]
+        [--rows-only] [--history] [--json FILE] [--plot PNG [--compare OTHER.json ...] [--plot-only]]
 
 For each workload of :mod:`workloads`, ``preview()`` mirrors the task with its
 defaults (a probe on 0.1 % of the input, samples at 1 % and 5 %, niceness +10;
@@ -192,6 +192,64 @@ def print_table(rows: list[dict[str, Any]]) -> None:
           f"the calls alone: median {statistics.median(r['mirror_call_cpu_s'] / r['actual_cpu'] for r in done):.1%}")
 
 
+TARGETS = {"peak_err": (0.15, 0.40), "wall_err": (0.25, None), "mirror_cpu": (0.10, None)}
+"""Per column: the target for the suite's median (and for its worst, when there is one)."""
+
+
+def plot(runs: list[dict[str, Any]], path: str) -> str:
+    """Draw each run's per-workload peak error, wall* error and mirror CPU share against the targets.
+
+    ``runs`` are documents as ``--json`` writes them (``label`` and ``rows``);
+    each is one colour, so a run without history and one with it compare at a
+    glance. Writes a PNG to ``path`` and returns it.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["workload"] for r in runs[0]["rows"] if not r.get("variant")]
+    panels = [("peak_err", "peak RSS: predicted / measured - 1"), ("wall_err", "wall*: predicted / measured - 1"),
+              ("mirror_cpu", "mirror CPU / full run's CPU")]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 0.45 * len(names) + 3.0), sharey=True)
+    ys = range(len(names))
+    for ax, (key, title) in zip(axes, panels):
+        median, worst = TARGETS[key]
+        if key == "mirror_cpu":
+            ax.axvspan(0, median, color="tab:green", alpha=0.12, label=f"median target <= {median:.0%}")
+        else:
+            ax.axvspan(-median, median, color="tab:green", alpha=0.12, label=f"median target: within {median:.0%}")
+            if worst:
+                for edge in (-worst, worst):
+                    ax.axvline(edge, color="tab:red", lw=0.8, ls="--",
+                               label=f"worst target: within {worst:.0%}" if edge > 0 else None)
+            ax.axvline(0, color="black", lw=0.6)
+        low, high = (0.0, 1.0) if key == "mirror_cpu" else (-1.0, 1.5)
+        for offset, run in zip((-0.15, 0.15, 0.0, 0.3), runs):
+            by_name = {r["workload"]: r for r in run["rows"] if key in r}
+            values = [by_name[n][key] if n in by_name else float("nan") for n in names]
+            done = [abs(v) for v in values if v == v]
+            summary = f"median {'|err| ' if key != 'mirror_cpu' else ''}{statistics.median(done):.1%}" if done else "no data"
+            shown = [min(max(v, low), high) for v in values]
+            ax.scatter(shown, [y + offset for y in ys], s=28, label=f"{run['label']}: {summary}", zorder=3)
+            for v, x, y in zip(values, shown, ys):
+                if v == v and x != v:  # off the scale: drawn at the edge, its value written beside it
+                    ax.annotate(f"{v:+.0%}", (x, y + offset), xytext=(-4, 0), textcoords="offset points",
+                                ha="right", va="center", fontsize=7)
+        ax.set_xlim(low - 0.05, high + 0.05)
+        ax.set_title(title, fontsize=10)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
+    axes[0].set_yticks(list(ys), names)
+    axes[0].invert_yaxis()
+    fig.suptitle("mirrors on a 5 % sample vs the full run (benchmarks/mirror_accuracy.py)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the suite (or ``--only`` some workloads) ``--repeat`` times and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -203,7 +261,18 @@ def main(argv: list[str] | None = None) -> None:
                         help="sample every argument by position (no keyed samples), to compare")
     parser.add_argument("--history", action="store_true",
                         help="give preview the task's runs on 25 %% and 50 %% of the input as its history")
+    parser.add_argument("--json", metavar="FILE", help="also write the table's rows (and the run's label) as JSON")
+    parser.add_argument("--plot", metavar="PNG", help="draw the errors and CPU shares against the targets")
+    parser.add_argument("--compare", metavar="JSON", nargs="*", default=[],
+                        help="with --plot: other runs' --json files to draw beside this one")
+    parser.add_argument("--plot-only", action="store_true", help="with --plot: draw the --compare files, run nothing")
     options = parser.parse_args(argv)
+    others = [json.loads(open(path).read()) for path in options.compare]
+    if options.plot_only:
+        if not options.plot or not others:
+            parser.error("--plot-only needs --plot and at least one --compare file")
+        print(f"wrote {plot(others, options.plot)}")
+        return
     import pandas  # noqa: F401 - the harness uses pandas, so the mirror forkserver preloads it
 
     chosen = [w for w in WORKLOADS if not options.only or w.name in options.only]
@@ -229,6 +298,15 @@ def main(argv: list[str] | None = None) -> None:
           f"{time.perf_counter() - started:.0f} s; 1-minute load average while measuring: median "
           f"{statistics.median(loads):.1f} (min {min(loads):.1f}, max {max(loads):.1f}) on {os.cpu_count()} CPUs; "
           f"not in mirror CPU: the warm forkserver {warm_up_seconds():.2f} s (imports once, and forking)")
+    label = "history (25 %, 50 % runs)" if options.history else "no history"
+    document = {"label": label + (" rows only" if options.rows_only else ""), "repeat": options.repeat,
+                "rows": rows}
+    if options.json:
+        with open(options.json, "w") as fh:
+            json.dump(document, fh, indent=1)
+        print(f"wrote {options.json}")
+    if options.plot:
+        print(f"wrote {plot([document, *others], options.plot)}")
 
 
 if __name__ == "__main__":
