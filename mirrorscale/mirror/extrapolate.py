@@ -49,7 +49,9 @@ fitted the same way, under the same prior. Runs at several sizes measure the
 growth near the target (caches, page faults and collections of a large heap
 that a 5 % sample cannot show), so the exponent they leave (the prior updated
 by their points: many runs far apart move it all the way, two noisy runs
-close in size only a little) becomes the mirror fit's prior; then the mirror's and
+close in size only a little; runs that scatter around their fit more than the
+default noise are weighted by the scatter they show, see :func:`history_noise`)
+becomes the mirror fit's prior; then the mirror's and
 the history's estimates at the target are combined in log space, weighted by
 the inverse square of their band widths. ``evidence`` names the share of each
 and which one dominated.
@@ -64,7 +66,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 __all__ = ["METRICS", "MIN_KEY_EXPONENT", "CostPoint", "Estimate", "Extrapolation", "Growth", "combine", "extrapolate",
-           "fit_growth", "fit_scaling", "history_shows_growth", "memory_envelope", "peak_prior_from_keys"]
+           "fit_growth", "fit_scaling", "history_noise", "history_shows_growth", "memory_envelope",
+           "peak_prior_from_keys"]
 
 METRICS = ("peak_rss_bytes", "cpu_seconds", "wall_seconds")
 """The metrics extrapolated, in the order of :class:`CostPoint`'s fields."""
@@ -288,7 +291,27 @@ def memory_envelope(past: Sequence[CostPoint]) -> list[CostPoint]:
     return out
 
 
-def _history_prior(past: Sequence[CostPoint], metric: str, prior: tuple[float, ...]) -> tuple[float, float] | None:
+def history_noise(past: Sequence[CostPoint], metric: str) -> float:
+    """The relative noise of one past run of ``metric``: the default, or the scatter the runs show if wider.
+
+    With more runs than the growth law has parameters (three) at sizes that
+    differ, the runs' root-mean-square relative residual around the law that
+    fits them best (the prior left out, so that it cannot pass for scatter;
+    corrected for the three parameters) measures how much one run varies: a task
+    whose identical inputs take 1.0 s one day and 1.5 s the next says less
+    about its growth than one that repeats within 2 %. Fewer runs cannot tell
+    noise from growth, and get the default (:data:`_NOISE`). At most 1.
+    """
+    sizes, costs = [p.size for p in past], [p.value(metric) for p in past]
+    if len(past) <= 3 or len(set(sizes)) < 2:
+        return _NOISE[metric]
+    best = fit_growth(sizes, costs, noise=_NOISE[metric], floor=_FLOOR[metric], prior=(1.0, 1e3))[0][1]
+    residuals = [(cost - best.at(size)) / max(best.at(size), _FLOOR[metric]) for size, cost in zip(sizes, costs)]
+    return min(1.0, max(_NOISE[metric], math.sqrt(sum(r * r for r in residuals) / (len(past) - 3))))
+
+
+def _history_prior(past: Sequence[CostPoint], metric: str, prior: tuple[float, ...],
+                   noise: float) -> tuple[float, float] | None:
     """The exponent (and its standard error) once history's runs have updated ``prior``.
 
     None when their sizes do not differ enough to say anything about growth. A
@@ -299,14 +322,13 @@ def _history_prior(past: Sequence[CostPoint], metric: str, prior: tuple[float, .
     sizes = [p.size for p in past]
     if not history_shows_growth(past):
         return None
-    fits = fit_growth(sizes, [p.value(metric) for p in past], noise=_NOISE[metric], floor=_FLOOR[metric],
-                      prior=prior)
+    fits = fit_growth(sizes, [p.value(metric) for p in past], noise=noise, floor=_FLOOR[metric], prior=prior)
     return fits[0][1].exponent, _exponent_spread(fits)
 
 
 def _metric(now: Sequence[CostPoint], past: Sequence[CostPoint], metric: str, target: float,
-            prior: tuple[float, ...], base: tuple[float, ...]) -> Estimate:
-    """One metric: the mirror fit under ``prior``, history's own fit under ``base``, combined."""
+            prior: tuple[float, ...], base: tuple[float, ...], past_noise: float) -> Estimate:
+    """One metric: the mirror fit under ``prior``, history's own fit under ``base`` (noise ``past_noise``), combined."""
     sources, exponent = [], None
     if now:
         value, low, high, model, exponent = _fit([p.size for p in now], [p.value(metric) for p in now], target,
@@ -315,7 +337,7 @@ def _metric(now: Sequence[CostPoint], past: Sequence[CostPoint], metric: str, ta
     if past:
         value, low, high, model, history_exponent = _fit(
             [p.size for p in past], [p.value(metric) for p in past], target, floor=_FLOOR[metric],
-            noise=_NOISE[metric], prior=base)
+            noise=past_noise, prior=base)
         sources.append(("history", value, low, high, model))
         exponent = exponent if exponent is not None else history_exponent
     estimate = combine(sources)
@@ -341,10 +363,11 @@ def extrapolate(mirror: Sequence[CostPoint], target_size: float, *,
     for metric in METRICS:
         base = (priors or {}).get(metric) or _DEFAULT_PRIOR[metric]
         runs = memory_envelope(past) if metric == "peak_rss_bytes" else past
-        prior = _history_prior(runs, metric, base) or base
+        noise = history_noise(runs, metric)
+        prior = _history_prior(runs, metric, base, noise) or base
         if metric == "wall_seconds" and metrics["cpu_seconds"].exponent is not None and not past:
             prior = (metrics["cpu_seconds"].exponent, _PRIOR_SIGMA[metric])  # wall grows like the CPU it needs
-        metrics[metric] = _metric(now, runs, metric, target_size, prior, base)
+        metrics[metric] = _metric(now, runs, metric, target_size, prior, base, noise)
     return Extrapolation(target_size=target_size, **metrics)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mirrorscale.mirror.extrapolate import (CostPoint, extrapolate, fit_growth, fit_scaling, memory_envelope,
-                                            peak_prior_from_keys)
+from mirrorscale.mirror.extrapolate import (CostPoint, extrapolate, fit_growth, fit_scaling, history_noise,
+                                            memory_envelope, peak_prior_from_keys)
 
 SIZES = [0.1, 1, 5]  # probe, 1 % and 5 % of an input of size 100
 
@@ -94,6 +94,25 @@ def test_two_noisy_runs_close_in_size_do_not_set_the_growth_alone() -> None:
     guided = extrapolate(mirror, 100, history=history).cpu_seconds
     assert guided.exponent < 1.2  # two points alone would say 1.5
     assert guided.value < 1.6  # 0.87 grown 1.67x at p = 1.5 is 1.9; the mirror says 1.0
+
+
+def test_history_that_scatters_is_trusted_less_than_history_that_repeats() -> None:
+    import random
+
+    mirror = [CostPoint(s, 1e6 * s, 0.01 * s, 0.01 * s) for s in SIZES]
+    estimates, noises = {}, {}
+    for scatter in (0.02, 0.3):  # 13 runs from 30 to 90, CPU growing as size ** 1.3, +-2 % or +-30 % per run
+        rng = random.Random(4)
+        history = [CostPoint(n, 1e6 * n, 0.05 * (n / 5) ** 1.3 * (1 + rng.uniform(-scatter, scatter)), 0.05)
+                   for n in range(30, 91, 5)]
+        noises[scatter] = history_noise(history, "cpu_seconds")
+        estimates[scatter] = extrapolate(mirror, 100, history=history).cpu_seconds
+    assert noises[0.02] == pytest.approx(0.08)  # the default: the runs repeat within it
+    assert noises[0.3] > 0.15
+    clean, noisy = estimates[0.02], estimates[0.3]
+    assert dict(noisy.shares)["history"] < dict(clean.shares)["history"] - 0.15
+    assert noisy.high / noisy.low > 1.3 * (clean.high / clean.low)
+    assert history_noise(history[:3], "cpu_seconds") == pytest.approx(0.08)  # 3 runs: no estimate
 
 
 def test_a_larger_run_that_peaked_lower_does_not_make_memory_fall() -> None:
