@@ -47,6 +47,7 @@ import os
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -267,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="with --plot: other runs' --json files to draw beside this one")
     parser.add_argument("--plot-only", action="store_true", help="with --plot: draw the --compare files, run nothing")
     options = parser.parse_args(argv)
-    others = [json.loads(open(path).read()) for path in options.compare]
+    others = [json.loads(Path(path).read_text()) for path in options.compare]
     if options.plot_only:
         if not options.plot or not others:
             parser.error("--plot-only needs --plot and at least one --compare file")
@@ -302,8 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     document = {"label": label + (" rows only" if options.rows_only else ""), "repeat": options.repeat,
                 "rows": rows}
     if options.json:
-        with open(options.json, "w") as fh:
-            json.dump(document, fh, indent=1)
+        Path(options.json).write_text(json.dumps(document, indent=1))
         print(f"wrote {options.json}")
     if options.plot:
         print(f"wrote {plot([document, *others], options.plot)}")

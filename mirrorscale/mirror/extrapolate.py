@@ -62,6 +62,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -230,12 +231,23 @@ def fit_scaling(sizes: Sequence[float], costs: Sequence[float], target: float, *
 
     One size only: proportional, with a band from exponents 0.85 to 1.15.
     """
-    value, low, high, model, _ = _fit(sizes, costs, target, floor=floor, noise=noise, prior=prior)
-    return value, low, high, model
+    fit = _fit(sizes, costs, target, floor=floor, noise=noise, prior=prior)
+    return fit.value, fit.low, fit.high, fit.model
+
+
+class _Fit(NamedTuple):
+    """One source's estimate at the target; ``exponent`` and its ``spread`` are None from a single size."""
+
+    value: float
+    low: float
+    high: float
+    model: str
+    exponent: float | None
+    spread: float | None
 
 
 def _fit(sizes: Sequence[float], costs: Sequence[float], target: float, *, floor: float, noise: float,
-         prior: tuple[float, ...]) -> tuple[float, float, float, str, float | None]:
+         prior: tuple[float, ...]) -> _Fit:
     xs, ys = [float(s) for s in sizes], [max(0.0, float(c)) for c in costs]
     if not xs or any(x <= 0 for x in xs):
         raise ValueError("sizes must be positive")
@@ -243,12 +255,12 @@ def _fit(sizes: Sequence[float], costs: Sequence[float], target: float, *, floor
         ratio = target / xs[0]
         value = sum(ys) / len(ys) * ratio
         low, high = min(ys) * ratio ** _ONE_SIZE_EXPONENTS[0], max(ys) * ratio ** _ONE_SIZE_EXPONENTS[1]
-        return value, min(low, value), max(high, value), "proportional", None
+        return _Fit(value, min(low, value), max(high, value), "proportional", None, None)
     fits = fit_growth(xs, ys, noise=noise, floor=floor, prior=prior)
     best = fits[0][1]
     value = best.at(target)
     low, high = _band(fits, target, noise)
-    return value, min(low, value), max(high, value), best.name(target), best.exponent
+    return _Fit(value, min(low, value), max(high, value), best.name(target), best.exponent, _exponent_spread(fits))
 
 
 def combine(estimates: Iterable[tuple[str, float, float, float, str]]) -> Estimate:
@@ -310,36 +322,33 @@ def history_noise(past: Sequence[CostPoint], metric: str) -> float:
     return min(1.0, max(_NOISE[metric], math.sqrt(sum(r * r for r in residuals) / (len(past) - 3))))
 
 
-def _history_prior(past: Sequence[CostPoint], metric: str, prior: tuple[float, ...],
-                   noise: float) -> tuple[float, float] | None:
-    """The exponent (and its standard error) once history's runs have updated ``prior``.
+def _history_fit(past: Sequence[CostPoint], metric: str, target: float, prior: tuple[float, ...]) -> _Fit | None:
+    """History's own estimate of ``metric`` at ``target``: its runs updating ``prior``, with :func:`history_noise`.
 
-    None when their sizes do not differ enough to say anything about growth. A
-    few runs close in size move the exponent only as far as their noise allows
-    (two runs 2x apart, 8 % noise each: about 0.16), so a noisy pair cannot set
-    the growth of a twenty-fold extrapolation on its own.
+    Its exponent and spread become the mirror fit's prior when the runs'
+    sizes differ enough (:func:`history_shows_growth`). A few runs close in
+    size move the exponent only as far as their noise allows (two runs 2x
+    apart, 8 % noise each: about 0.16), so a noisy pair cannot set the growth
+    of a twenty-fold extrapolation on its own. None without runs.
     """
-    sizes = [p.size for p in past]
-    if not history_shows_growth(past):
+    if not past:
         return None
-    fits = fit_growth(sizes, [p.value(metric) for p in past], noise=noise, floor=_FLOOR[metric], prior=prior)
-    return fits[0][1].exponent, _exponent_spread(fits)
+    return _fit([p.size for p in past], [p.value(metric) for p in past], target, floor=_FLOOR[metric],
+                noise=history_noise(past, metric), prior=prior)
 
 
-def _metric(now: Sequence[CostPoint], past: Sequence[CostPoint], metric: str, target: float,
-            prior: tuple[float, ...], base: tuple[float, ...], past_noise: float) -> Estimate:
-    """One metric: the mirror fit under ``prior``, history's own fit under ``base`` (noise ``past_noise``), combined."""
+def _metric(now: Sequence[CostPoint], history: _Fit | None, metric: str, target: float,
+            prior: tuple[float, ...]) -> Estimate:
+    """One metric: the mirror fit under ``prior`` and history's own fit, combined."""
     sources, exponent = [], None
     if now:
-        value, low, high, model, exponent = _fit([p.size for p in now], [p.value(metric) for p in now], target,
-                                                 floor=_FLOOR[metric], noise=_NOISE[metric], prior=prior)
-        sources.append(("mirror", value, low, high, model))
-    if past:
-        value, low, high, model, history_exponent = _fit(
-            [p.size for p in past], [p.value(metric) for p in past], target, floor=_FLOOR[metric],
-            noise=past_noise, prior=base)
-        sources.append(("history", value, low, high, model))
-        exponent = exponent if exponent is not None else history_exponent
+        mirror = _fit([p.size for p in now], [p.value(metric) for p in now], target,
+                      floor=_FLOOR[metric], noise=_NOISE[metric], prior=prior)
+        sources.append(("mirror", mirror.value, mirror.low, mirror.high, mirror.model))
+        exponent = mirror.exponent
+    if history is not None:
+        sources.append(("history", history.value, history.low, history.high, history.model))
+        exponent = exponent if exponent is not None else history.exponent
     estimate = combine(sources)
     return Estimate(estimate.value, estimate.low, estimate.high, estimate.model, estimate.shares, exponent)
 
@@ -363,11 +372,12 @@ def extrapolate(mirror: Sequence[CostPoint], target_size: float, *,
     for metric in METRICS:
         base = (priors or {}).get(metric) or _DEFAULT_PRIOR[metric]
         runs = memory_envelope(past) if metric == "peak_rss_bytes" else past
-        noise = history_noise(runs, metric)
-        prior = _history_prior(runs, metric, base, noise) or base
+        past_fit = _history_fit(runs, metric, target_size, base)
+        grew = past_fit is not None and past_fit.spread is not None and history_shows_growth(runs)
+        prior = (past_fit.exponent, past_fit.spread) if grew else base
         if metric == "wall_seconds" and metrics["cpu_seconds"].exponent is not None and not past:
             prior = (metrics["cpu_seconds"].exponent, _PRIOR_SIGMA[metric])  # wall grows like the CPU it needs
-        metrics[metric] = _metric(now, runs, metric, target_size, prior, base, noise)
+        metrics[metric] = _metric(now, past_fit, metric, target_size, prior)
     return Extrapolation(target_size=target_size, **metrics)
 
 
