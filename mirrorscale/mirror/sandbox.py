@@ -61,7 +61,9 @@ MIRROR_ENV = "MIRRORSCALE_MIRROR"
 SCRATCH_ENV = "MIRRORSCALE_SCRATCH_DIR"
 """The mirror's scratch directory (also its working directory)."""
 PRELOAD_ENV = "MIRRORSCALE_MIRROR_PRELOAD"
-"""Comma-separated modules the warm forkserver imports (errors ignored) besides those this process has."""
+"""Comma-separated modules the warm forkserver imports, in order (errors ignored)."""
+SYS_PATH_ENV = "MIRRORSCALE_MIRROR_SYS_PATH"
+"""This process's ``sys.path`` when the warm forkserver started (the forkserver itself ignores it)."""
 
 _WATCH_INTERVAL = 0.05
 _MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's ceiling of its dynamic mmap threshold on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX)
@@ -425,10 +427,11 @@ def _get_context(modules: tuple[str, ...]) -> Any:
             server._stop()  # restart with the larger preload list
         _preloaded.update(wanted)
         _log.debug("mirror forkserver preloads %s", sorted(_preloaded))
-        loaded = sorted(m for m in _preloaded if m in sys.modules)  # import fine here, so safe there
-        os.environ[PRELOAD_ENV] = ",".join(sorted(_preloaded - set(loaded)))  # imported by _warm, guarded
-        _context.set_forkserver_preload(["mirrorscale.mirror.sandbox", "mirrorscale.monitor", *loaded,
-                                         "mirrorscale.mirror._warm"])
+        loaded = sorted(m for m in _preloaded if m in sys.modules)  # those this process has first
+        os.environ[PRELOAD_ENV] = ",".join(["mirrorscale.mirror.sandbox", "mirrorscale.monitor", *loaded,
+                                            *sorted(_preloaded - set(loaded))])
+        os.environ[SYS_PATH_ENV] = os.pathsep.join(sys.path)
+        _context.set_forkserver_preload(["mirrorscale.mirror._warm"])  # it imports the rest, guarded
     return _context
 
 

@@ -282,6 +282,28 @@ def test_task_imports_are_found_in_the_bytecode_and_preloaded() -> None:
     assert result.call.imported == ()  # the warm forkserver had it loaded before the call
 
 
+def test_a_task_module_found_through_a_runtime_sys_path_is_imported_once_not_per_mirror(tmp_path,
+                                                                                      monkeypatch) -> None:
+    """A DAG folder is put on ``sys.path`` at run time: its module loads in the warm server, not in each mirror."""
+    (tmp_path / "dag_module_on_runtime_path.py").write_text(
+        "import os\n"
+        "with open(os.environ['IMPORT_LOG'], 'a') as fh:\n"
+        "    fh.write(f'{os.getpid()}\\n')\n"
+        "def task(rows):\n"
+        "    return sum(rows)\n")
+    log = tmp_path / "imports.log"
+    monkeypatch.setenv("IMPORT_LOG", str(log))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import dag_module_on_runtime_path
+
+    for _ in range(3):
+        result = run_sandboxed(dag_module_on_runtime_path.task, (list(range(100)),), niceness=0)
+        assert result.outcome == "ok", result.error
+    importers = log.read_text().split()
+    assert importers[0] == str(os.getpid())
+    assert len(importers) == 2, f"imported in {len(importers) - 1} mirror processes, expected once in the server"
+
+
 def test_start_up_cpu_is_not_counted_in_the_call() -> None:
     result = run_sandboxed(burn_after_import, (list(range(1000)),), niceness=0)
     assert result.outcome == "ok", result.error
