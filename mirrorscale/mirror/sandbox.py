@@ -52,6 +52,7 @@ from typing import Any
 import psutil
 
 from mirrorscale.mirror import cgroup
+from mirrorscale.mirror.transport import pack, unpack
 
 __all__ = ["MIRROR_ENV", "SCRATCH_ENV", "CallCost", "SandboxResult", "callable_reference", "is_mirror",
            "mimic_full_scale", "run_sandboxed", "scratch_dir", "task_imports", "warm_up_seconds"]
@@ -313,8 +314,7 @@ def _enter_sandbox(options: dict[str, Any]) -> None:
     os.chdir(options["scratch"])
 
 
-def _child_main(conn: Any, reference: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-                options: dict[str, Any]) -> None:
+def _child_main(conn: Any, reference: str, payload: list[bytes], options: dict[str, Any]) -> None:
     """Entry point of the child: set up, call, measure, report over ``conn``."""
     import gc
 
@@ -326,6 +326,12 @@ def _child_main(conn: Any, reference: str, args: tuple[Any, ...], kwargs: dict[s
     except Exception as exc:  # noqa: BLE001 - reported to the parent
         conn.send(("done", "error", f"cannot import {reference}: {type(exc).__name__}: {exc}", None, 0,
                    _precise_cpu()))
+        return
+    try:
+        args, kwargs = unpack(payload)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        conn.send(("done", "error", f"cannot unpickle the input in the mirror: {type(exc).__name__}: {exc}", None,
+                   0, _precise_cpu()))
         return
     mimic_full_scale(options.get("scale"))
     gc.collect()
@@ -597,11 +603,14 @@ def run_sandboxed(fn: Callable[..., Any] | str, args: tuple[Any, ...] = (), kwar
     without marking the child a mirror (used to measure a full run fairly).
     ``preload`` names more modules the warm forkserver imports once (if this process has them).
     ``scale`` is the share of the real input that ``args``/``kwargs`` hold (see
-    :func:`mimic_full_scale`); None runs the call as is.
+    :func:`mimic_full_scale`); None runs the call as is. The input travels
+    pickled (:mod:`.transport`); an argument that cannot be pickled raises
+    :class:`~mirrorscale.mirror.transport.UnsendableInput` before any process starts.
     """
     import shutil
 
     reference = callable_reference(fn)
+    payload = pack(args, kwargs or {})  # raises UnsendableInput before anything starts
     own_scratch = scratch is None
     scratch_path = tempfile.mkdtemp(prefix="mirrorscale-mirror-") if own_scratch else os.fspath(scratch)
     group = cgroup.create() if memory_cap else None
@@ -609,7 +618,7 @@ def run_sandboxed(fn: Callable[..., Any] | str, args: tuple[Any, ...] = (), kwar
                "mirror": mirror, "cgroup": group, "reference": reference, "scale": scale}
     ctx = _get_context((*task_imports(reference), *preload))
     parent_conn, child_conn = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child_main, args=(child_conn, reference, tuple(args), dict(kwargs or {}), options),
+    proc = ctx.Process(target=_child_main, args=(child_conn, reference, payload, options),
                        name="mirrorscale-mirror", daemon=True)
     start = time.monotonic()
     try:

@@ -37,6 +37,7 @@ from mirrorscale.mirror.extrapolate import (CostPoint, Extrapolation, extrapolat
                                             peak_prior_from_keys)
 from mirrorscale.mirror.samplers import SampledInput, Sampler, sample_inputs, subsample
 from mirrorscale.mirror.sandbox import SandboxResult, callable_reference, run_sandboxed
+from mirrorscale.mirror.transport import UnsendableInput
 from mirrorscale.policy import TaskPolicy, parse_byte_size
 from mirrorscale.store.models import ResourceShadow, utcnow
 
@@ -133,7 +134,10 @@ def _run(reference: str, sample: SampledInput, cap: int, timeout: float | None, 
     """One mirror; again (once) when its call imported modules, now preloaded, so imports are not its cost."""
     scale = sample.effective_fraction if sample.sampled and sample.full_bytes else None
     options = {"memory_cap": cap, "timeout": timeout, "niceness": niceness, "preload": preload, "scale": scale}
-    run = run_sandboxed(reference, sample.args, sample.kwargs, **options)
+    try:
+        run = run_sandboxed(reference, sample.args, sample.kwargs, **options)
+    except UnsendableInput as exc:
+        raise MirrorError(str(exc)) from None
     if run.outcome == "ok" and run.call is not None and run.call.imported:
         again = run_sandboxed(reference, sample.args, sample.kwargs, **options)
         cost = run.process_cpu_seconds + again.process_cpu_seconds
@@ -177,7 +181,9 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
     Never raises for what the mirror does: a mirror that exceeds its cap or
     timeout is killed and reported (outcome ``memory_cap`` / ``timeout``), one
     that raises is reported with outcome ``error`` and the message. Raises
-    :class:`MirrorError` only for arguments that cannot be mirrored.
+    :class:`MirrorError` only for arguments that cannot be mirrored (a callable
+    that is not importable, fractions out of range, an argument that cannot be
+    pickled to reach the mirror process).
     """
     try:
         reference = callable_reference(fn)

@@ -239,6 +239,15 @@ def test_local_functions_are_refused() -> None:
         preview(lambda rows: None, ([1, 2],))
 
 
+def test_an_argument_no_process_can_receive_is_refused_by_name() -> None:
+    import threading
+
+    from mirrorscale.mirror import MirrorError
+
+    with pytest.raises(MirrorError, match=r"argument lock \(a lock\) cannot be sent to a mirror process"):
+        preview(linear, (list(range(2000)),), {"lock": threading.Lock()})
+
+
 def test_preview_cli_json(tmp_path, monkeypatch) -> None:
     from typer.testing import CliRunner
 

@@ -71,3 +71,11 @@ def test_keying_pays_off_only_when_scaling_overcounts_many_rows() -> None:
     few = _profile(np.random.default_rng(1).integers(0, 5_000, 2_000_000), 0.05)
     assert many.worth_keying and many.overcount > 0.5
     assert few.sublinear and not few.worth_keying and few.overcount < 0.15
+
+
+def test_distinct_count_matches_a_set() -> None:
+    from mirrorscale.mirror.distinct import distinct_count
+
+    values = np.random.default_rng(3).integers(0, 5000, 20_000).astype(np.uint64)
+    assert distinct_count(values) == len(set(values.tolist()))
+    assert distinct_count(values[:1]) == 1 and distinct_count(values[:0]) == 0
