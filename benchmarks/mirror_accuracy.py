@@ -23,9 +23,11 @@ with the first run. Columns:
   threads waited for a CPU - 1 (this machine is shared); ``raw err`` uses the
   measured wall; ``cold err`` is ``wall* err`` against the first (cold) full run;
 * ``mirror cpu``: what the preview cost as a share of the full call's CPU
-  seconds: every mirror process (fork, unpickling, monitor, the calls) plus the
-  caller's own CPU for sampling, pickling and supervising them (``caller s``).
-  Only the warm forkserver's one-time imports are left out (printed at the end).
+  seconds: every mirror process (unpickling, monitor, the calls), the warm
+  forkserver's CPU while it forked them (``fork s``), and the caller's own CPU for
+  sampling, pickling and supervising them (``caller s``). Only the forkserver's
+  one-time imports are left out (printed at the end); ``fork s`` is ``?`` and
+  not counted when the server restarted during the preview to load modules.
 * ``p``: the growth exponents the fit chose for peak / CPU / wall.
 
 ``--rows-only`` samples every argument by position (no keyed samples, no key
@@ -57,7 +59,7 @@ from workloads import WORKLOADS, Workload
 from mirrorscale.mirror import preview
 from mirrorscale.mirror.extrapolate import CostPoint
 from mirrorscale.mirror.samplers import sample_inputs
-from mirrorscale.mirror.sandbox import run_sandboxed, warm_up_seconds
+from mirrorscale.mirror.sandbox import forkserver_usage, run_sandboxed, warm_up_seconds
 
 MIB = 2**20
 
@@ -95,9 +97,12 @@ def measure(workload: Workload, fraction: float, seed: int, args: Any, kwargs: A
     if rows_only:
         samplers = {**{str(i): "rows" for i in range(len(args))}, **{k: "rows" for k in kwargs}, **samplers}
     past = past_runs(workload, args, kwargs) if history else []
-    started, parent0 = time.perf_counter(), time.process_time()
+    server0, started, parent0 = forkserver_usage(), time.perf_counter(), time.process_time()
     shadow = preview(workload.fn, args, kwargs, sample_fraction=fraction, samplers=samplers or None, history=past)
     preview_seconds, parent_cpu = time.perf_counter() - started, time.process_time() - parent0
+    server1 = forkserver_usage()
+    # forking the mirrors: what the warm forkserver spent meanwhile (unknown when it restarted to load modules)
+    fork_cpu = server1[1] - server0[1] if server0[0] is not None and server1[0] == server0[0] else None
     cold = run_sandboxed(workload.fn, args, kwargs, mirror=False, niceness=0)
     full = run_sandboxed(workload.fn, args, kwargs, mirror=False, niceness=0)  # the first run's memory recycled
     row: dict[str, Any] = {"workload": workload.name, "outcome": shadow.outcome, "variant": bool(workload.variant_of)}
@@ -118,9 +123,10 @@ def measure(workload: Workload, fraction: float, seed: int, args: Any, kwargs: A
         actual_cpu=call.cpu_seconds, predicted_cpu=shadow.predicted_cpu_seconds,
         cpu_err=shadow.predicted_cpu_seconds / max(call.cpu_seconds, 1e-6) - 1,
         mirror_call_cpu_s=sum(m["cpu_seconds"] for m in mirrors),
-        mirror_cpu_s=shadow.cost_cpu_seconds + parent_cpu,
-        mirror_cpu=(shadow.cost_cpu_seconds + parent_cpu) / call.cpu_seconds,
-        parent_cpu_s=parent_cpu, preview_seconds=preview_seconds, model=_models(shadow.evidence),
+        mirror_cpu_s=shadow.cost_cpu_seconds + parent_cpu + (fork_cpu or 0.0),
+        mirror_cpu=(shadow.cost_cpu_seconds + parent_cpu + (fork_cpu or 0.0)) / call.cpu_seconds,
+        parent_cpu_s=parent_cpu, fork_cpu_s=fork_cpu, preview_seconds=preview_seconds,
+        model=_models(shadow.evidence),
     )
     return row
 
@@ -146,7 +152,8 @@ def _median_rows(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         merged = dict(done[0])
         for key, value in done[0].items():
             if isinstance(value, float) or isinstance(value, int) and not isinstance(value, bool):
-                values = sorted((r[key] for r in done), key=abs if key.endswith("_err") else float)
+                values = sorted((r[key] for r in done if r.get(key) is not None),
+                                key=abs if key.endswith("_err") else float)
                 merged[key] = values[(len(values) - 1) // 2] if key.endswith("_err") else statistics.median(values)
         merged["runs"] = len(done)
         out.append(merged)
@@ -157,7 +164,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     """The benchmark table and the summary against the targets."""
     head = (f"{'workload':<15} {'x':>4} {'peak MiB':>8} {'pred MiB':>8} {'peak err':>8} {'wall s':>6} "
             f"{'wall* s':>7} {'pred s':>6} {'wall* err':>9} {'raw err':>7} {'cold err':>8} {'cpu s':>6} {'cpu err':>7} "
-            f"{'call s':>6} {'caller s':>8} {'mirror s':>8} {'mirror cpu':>10}  p peak/cpu/wall")
+            f"{'call s':>6} {'caller s':>8} {'fork s':>6} {'mirror s':>8} {'mirror cpu':>10}  p peak/cpu/wall")
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -168,7 +175,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
               f"{_pct(r['peak_err']):>8} {r['actual_wall']:>6.2f} {r['fair_wall']:>7.2f} {r['predicted_wall']:>6.2f} "
               f"{_pct(r['wall_err']):>9} {_pct(r['raw_wall_err']):>7} {_pct(r['cold_wall_err']):>8} "
               f"{r['actual_cpu']:>6.2f} "
-              f"{_pct(r['cpu_err']):>7} {r['mirror_call_cpu_s']:>6.2f} {r['parent_cpu_s']:>8.2f} {r['mirror_cpu_s']:>8.2f} "
+              f"{_pct(r['cpu_err']):>7} {r['mirror_call_cpu_s']:>6.2f} {r['parent_cpu_s']:>8.2f} "
+              f"{'?' if r.get('fork_cpu_s') is None else format(r['fork_cpu_s'], '.3f'):>6} {r['mirror_cpu_s']:>8.2f} "
               f"{r['mirror_cpu']:>10.1%}  {r['model']}")
     done = [r for r in rows if "peak_err" in r and not r.get("variant")]
     if not done:
@@ -189,7 +197,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
           f"{statistics.median(abs(r['cold_wall_err']) for r in done):.1%}")
     print(f"mirror CPU / full CPU: median {statistics.median(cpu):.1%} (target <= 10%), worst "
           f"{worst['mirror_cpu']:.1%} ({worst['workload']}); mirror CPU = all CPU of the mirror processes "
-          f"(fork, unpickling, monitor, the calls) and the caller's sampling, pickling and supervision; "
+          f"(unpickling, monitor, the calls), the forkserver forking them and the caller's sampling, pickling "
+          f"and supervision; "
           f"the calls alone: median {statistics.median(r['mirror_call_cpu_s'] / r['actual_cpu'] for r in done):.1%}")
 
 
@@ -298,7 +307,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len([r for r in rows if 'peak_err' in r])}/{len(rows)} workloads measured in "
           f"{time.perf_counter() - started:.0f} s; 1-minute load average while measuring: median "
           f"{statistics.median(loads):.1f} (min {min(loads):.1f}, max {max(loads):.1f}) on {os.cpu_count()} CPUs; "
-          f"not in mirror CPU: the warm forkserver {warm_up_seconds():.2f} s (imports once, and forking)")
+          f"the warm forkserver used {warm_up_seconds():.2f} s in all (its imports, once per start, are not in "
+          f"mirror CPU; forking the previews' mirrors is)")
     label = "history (25 %, 50 % runs)" if options.history else "no history"
     document = {"label": label + (" rows only" if options.rows_only else ""), "repeat": options.repeat,
                 "rows": rows}
