@@ -1,7 +1,7 @@
 """How well does a 5 % mirror predict the full run? Prints one row per workload.
 
     .venvs/core/bin/python benchmarks/mirror_accuracy.py [--only NAME ...] [--fraction 0.05] [--repeat 3]
-        [--rows-only] [--history] [--json FILE] [--plot PNG [--compare OTHER.json ...] [--plot-only]]
+        [--rows-only] [--history [SHARE ...]] [--json FILE] [--plot PNG [--compare OTHER.json ...] [--plot-only]]
 
 For each workload of :mod:`workloads`, ``preview()`` mirrors the task with its
 defaults (a probe on 0.1 % of the input, samples at 1 % and 5 %, niceness +10;
@@ -32,8 +32,9 @@ with the first run. Columns:
 
 ``--rows-only`` samples every argument by position (no keyed samples, no key
 profiles), to compare; ``--history`` first runs the task on 25 % and 50 % of
-its input (row samples, each run twice and the second measured, like the
-full run) and gives those to ``preview`` as the task's past full runs. A
+its input (or on the shares given: ``--history 0.125 0.25 0.375 0.5``; row
+samples, each run twice and the second measured, like the full run) and
+gives those to ``preview`` as the task's past full runs. A
 workload marked ``variant_of`` (another workload with samplers a user would
 name) is shown but not counted in the summary's medians.
 
@@ -68,15 +69,16 @@ HISTORY_FRACTIONS = (0.25, 0.5)
 """``--history``: earlier runs of the task on these shares of the input (row samples), as its history."""
 
 
-def past_runs(workload: Workload, args: Any, kwargs: Any) -> list[CostPoint]:
-    """Run the task on :data:`HISTORY_FRACTIONS` of its input, measured like the judged full run: its history.
+def past_runs(workload: Workload, args: Any, kwargs: Any,
+              shares: tuple[float, ...] = HISTORY_FRACTIONS) -> list[CostPoint]:
+    """Run the task on ``shares`` of its input, measured like the judged full run: its history.
 
     Each share runs twice and the second run counts, as for the full run (see
     the module docstring: a first run may pay for faulting in fresh memory).
     """
     rows = {**{str(i): "rows" for i in range(len(args))}, **{k: "rows" for k in kwargs}, **workload.samplers}
     points = []
-    for share in HISTORY_FRACTIONS:
+    for share in shares:
         part = sample_inputs(args, kwargs, fraction=share, seed=1, samplers=rows)
         run_sandboxed(workload.fn, part.args, part.kwargs, mirror=False, niceness=0)
         call = run_sandboxed(workload.fn, part.args, part.kwargs, mirror=False, niceness=0).call
@@ -87,7 +89,7 @@ def past_runs(workload: Workload, args: Any, kwargs: Any) -> list[CostPoint]:
 
 
 def measure(workload: Workload, fraction: float, seed: int, args: Any, kwargs: Any,
-            rows_only: bool = False, history: bool = False) -> dict[str, Any]:
+            rows_only: bool = False, history: tuple[float, ...] = ()) -> dict[str, Any]:
     """Mirror one workload, run it in full, and compare.
 
     ``rows_only``: positional samples, never keyed; ``history``: the task's
@@ -96,7 +98,7 @@ def measure(workload: Workload, fraction: float, seed: int, args: Any, kwargs: A
     samplers = dict(workload.samplers)
     if rows_only:
         samplers = {**{str(i): "rows" for i in range(len(args))}, **{k: "rows" for k in kwargs}, **samplers}
-    past = past_runs(workload, args, kwargs) if history else []
+    past = past_runs(workload, args, kwargs, history) if history else []
     server0, started, parent0 = forkserver_usage(), time.perf_counter(), time.process_time()
     shadow = preview(workload.fn, args, kwargs, sample_fraction=fraction, samplers=samplers or None, history=past)
     preview_seconds, parent_cpu = time.perf_counter() - started, time.process_time() - parent0
@@ -269,8 +271,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per workload; the table shows medians")
     parser.add_argument("--rows-only", action="store_true",
                         help="sample every argument by position (no keyed samples), to compare")
-    parser.add_argument("--history", action="store_true",
-                        help="give preview the task's runs on 25 %% and 50 %% of the input as its history")
+    parser.add_argument("--history", nargs="*", type=float, metavar="SHARE",
+                        help="give preview the task's runs on these shares of the input as its history "
+                             "(without shares: 0.25 0.5)")
     parser.add_argument("--json", metavar="FILE", help="also write the table's rows (and the run's label) as JSON")
     parser.add_argument("--plot", metavar="PNG", help="draw the errors and CPU shares against the targets")
     parser.add_argument("--compare", metavar="JSON", nargs="*", default=[],
@@ -285,6 +288,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     import pandas  # noqa: F401 - the harness uses pandas, so the mirror forkserver preloads it
 
+    history = () if options.history is None else tuple(options.history or HISTORY_FRACTIONS)
+    if any(not 0 < share < 1 for share in history):
+        parser.error(f"--history shares must be between 0 and 1, got {list(history)}")
     chosen = [w for w in WORKLOADS if not options.only or w.name in options.only]
     preview(len, ([0] * 1000,))  # one-time imports of the caller and the warm forkserver, not any workload's cost
     started, loads = time.perf_counter(), []
@@ -293,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
         args, kwargs = workload.make_input(options.seed)
         for i in range(options.repeat):
             loads.append(os.getloadavg()[0])
-            row = measure(workload, options.fraction, options.seed, args, kwargs, options.rows_only, options.history)
+            row = measure(workload, options.fraction, options.seed, args, kwargs, options.rows_only, history)
             runs[i].append(row)
             print(f"  {workload.name} run {i + 1}: peak {_pct(row.get('peak_err', float('nan')))} wall* "
                   f"{_pct(row.get('wall_err', float('nan')))} mirror cpu {row.get('mirror_cpu', float('nan')):.1%}",
@@ -309,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{statistics.median(loads):.1f} (min {min(loads):.1f}, max {max(loads):.1f}) on {os.cpu_count()} CPUs; "
           f"the warm forkserver used {warm_up_seconds():.2f} s in all (its imports, once per start, are not in "
           f"mirror CPU; forking the previews' mirrors is)")
-    label = "history (25 %, 50 % runs)" if options.history else "no history"
+    label = f"history ({', '.join(f'{share:.1%}' for share in history)} runs)" if history else "no history"
     document = {"label": label + (" rows only" if options.rows_only else ""), "repeat": options.repeat,
                 "rows": rows}
     if options.json:
