@@ -392,7 +392,7 @@ def task_imports(reference: str) -> tuple[str, ...]:
 
 def warm_up_seconds() -> float:
     """CPU seconds the warm forkserver(s) of this process have used: their imports, once, and forking mirrors."""
-    return _warm_cpu + _forkserver_cpu()
+    return _warm_cpu + forkserver_usage()[1]
 
 
 def forkserver_usage() -> tuple[int | None, float]:
@@ -417,10 +417,6 @@ def forkserver_usage() -> tuple[int | None, float]:
         return None, 0.0
 
 
-def _forkserver_cpu() -> float:
-    return forkserver_usage()[1]
-
-
 def _get_context(modules: tuple[str, ...]) -> Any:
     """The multiprocessing context mirrors start from: one warm forkserver per process.
 
@@ -442,7 +438,7 @@ def _get_context(modules: tuple[str, ...]) -> Any:
 
         server = forkserver._forkserver
         if getattr(server, "_forkserver_pid", None) is not None and hasattr(server, "_stop"):
-            _warm_cpu += _forkserver_cpu()
+            _warm_cpu += forkserver_usage()[1]
             server._stop()  # restart with the larger preload list
         _preloaded.update(wanted)
         _log.debug("mirror forkserver preloads %s", sorted(_preloaded))
