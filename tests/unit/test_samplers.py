@@ -109,3 +109,21 @@ def test_arguments_of_equal_length_stay_aligned() -> None:
     x = np.arange(1000)
     out = sample_inputs((x, list(range(1000))), {"parts": {"a": list(range(1000))}}, fraction=0.05, seed=9)
     assert list(out.args[0]) == out.args[1] == out.kwargs["parts"]["a"]
+
+
+def test_a_long_list_is_sampled_in_runs_of_neighbours_spread_over_all_of_it() -> None:
+    from mirrorscale.mirror.samplers import BLOCK_ITEMS, sample_blocks
+
+    rows = list(range(1_000_000))
+    a = sample_blocks(rows, 0.05, seed=3)
+    assert a == sample_blocks(rows, 0.05, seed=3) and a != sample_blocks(rows, 0.05, seed=4)
+    assert a == sorted(a) and len(a) == 50_000
+    starts = a[::BLOCK_ITEMS]
+    assert a == [start + i for start in starts for i in range(BLOCK_ITEMS)]  # each run: neighbours
+    assert starts[0] < 20_000 and starts[-1] > 980_000  # the runs cover the whole list
+    # the default takes a long list this way; a small sample item by item; an aligned list item by item
+    assert sample_inputs((rows,), fraction=0.05, seed=3).args[0] == a
+    assert sample_blocks(rows[:20_000], 0.05, seed=3) == sample_value(rows[:20_000], 0.05, seed=3)
+    aligned = sample_inputs((rows, np.arange(1_000_000)), fraction=0.05, seed=3)
+    assert aligned.args[0] == sample_value(rows, 0.05, seed=3) == aligned.args[1].tolist()
+    assert sample_inputs((rows,), fraction=0.05, seed=3, samplers={0: "rows"}).args[0] == aligned.args[0]
