@@ -321,17 +321,13 @@ def _child_main(conn: Any, reference: str, payload: list[bytes], options: dict[s
     from mirrorscale.monitor import ProcessMonitor
 
     _enter_sandbox(options)
+    step = f"cannot import {reference}"
     try:
         fn = _resolve(reference)
-    except Exception as exc:  # noqa: BLE001 - reported to the parent
-        conn.send(("done", "error", f"cannot import {reference}: {type(exc).__name__}: {exc}", None, 0,
-                   _precise_cpu()))
-        return
-    try:
+        step = "cannot unpickle the input in the mirror"
         args, kwargs = unpack(payload)
     except Exception as exc:  # noqa: BLE001 - reported to the parent
-        conn.send(("done", "error", f"cannot unpickle the input in the mirror: {type(exc).__name__}: {exc}", None,
-                   0, _precise_cpu()))
+        conn.send(("done", "error", f"{step}: {type(exc).__name__}: {exc}", None, 0, _precise_cpu()))
         return
     mimic_full_scale(options.get("scale"))
     gc.collect()
