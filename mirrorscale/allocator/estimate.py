@@ -108,7 +108,8 @@ def choose(history: HistoryEstimate, shadow: Any, now: datetime, *, max_age: tim
             return _shadow_estimate(shadow, history, "no history yet")
         if default_memory:
             return MemoryEstimate(default_memory, "default", f"cold start: policy default_memory "
-                                  f"{format_bytes(default_memory)} ({unusable})")
+                                  f"{format_bytes(default_memory)} ({unusable})", None,
+                                  history.cpu, history.wall_seconds)
         return None
     if unusable is not None:
         return _history_estimate(history, unusable)

@@ -172,7 +172,20 @@ class TaskModel:
         return trace.started_at == last and trace.id not in self._ids_at_last
 
     def _learn(self, trace: Any, *, score: bool = True) -> None:
-        if trace.outcome != "success" or not trace.peak_rss_bytes or trace.wall_seconds is None:
+        """Learn one successful run: its timing always, its memory when it raised the process's RSS.
+
+        A run with no peak rise (a task in a thread of a long-lived process that reused
+        freed heap, as under Prefect's thread runner) still says how long the task takes
+        and how many CPUs it keeps busy; only the memory sizer, which needs a usage above
+        zero, does not see it.
+        """
+        if trace.outcome != "success" or trace.wall_seconds is None:
+            return
+        if trace.wall_seconds > 0 and trace.cpu_seconds is not None:
+            self.cpu_ratio.append(trace.cpu_seconds / trace.wall_seconds)
+        self.wall.append(trace.wall_seconds)
+        self.baseline.append(int((trace.features or {}).get("baseline_rss_bytes") or 0))
+        if not trace.peak_rss_bytes:
             return
         run = SizerRun(float(trace.peak_rss_bytes), trace.wall_seconds * 1000.0,
                        None if trace.input_size_bytes is None else float(trace.input_size_bytes))
@@ -181,10 +194,6 @@ class TaskModel:
             self.errors.append(abs(math.log(run.usage / predicted)))
         self.sizer.observe(run)
         self.runs += 1
-        if trace.wall_seconds > 0 and trace.cpu_seconds is not None:
-            self.cpu_ratio.append(trace.cpu_seconds / trace.wall_seconds)
-        self.wall.append(trace.wall_seconds)
-        self.baseline.append(int((trace.features or {}).get("baseline_rss_bytes") or 0))
 
     def estimate(self, input_size: float | None) -> HistoryEstimate:
         """The sizer's allocation for a run of ``input_size`` with the recent statistics."""

@@ -271,6 +271,18 @@ def test_cold_start_uses_default_memory_or_nothing() -> None:
     assert Allocator(FakeStore(), policies(mode="enforce")).decide(KEY, "r") is None
 
 
+def test_runs_without_a_memory_rise_still_teach_cpu_and_priority() -> None:
+    """A task run in a thread of a long-lived process (Prefect's thread runner) can reuse freed
+    heap and show no peak RSS rise; its timing is still learned, its memory is not guessed."""
+    no_rise = history(6, 0, wall=1800.0, cpu=5400.0)
+    allocation = Allocator(FakeStore(no_rise), policies(mode="enforce", default_memory="2GiB", headroom=0.0)).decide(
+        KEY, "next")
+    assert allocation.source == "default" and allocation.memory_bytes == 2 * GIB
+    assert allocation.cpu == 3.0  # 5400 CPU s over 1800 wall s
+    unknown = Allocator(FakeStore(), policies(mode="enforce", default_memory="2GiB", headroom=0.0)).decide(KEY, "n")
+    assert unknown.cpu is None and allocation.priority_weight > unknown.priority_weight  # a 30-minute task ranks higher
+
+
 # -- modes -----------------------------------------------------------------
 
 @pytest.mark.parametrize(("mode", "stored", "applied"),
