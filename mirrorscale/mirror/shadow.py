@@ -29,6 +29,7 @@ does the same only when the task's policy allows mirrors.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -42,7 +43,7 @@ from mirrorscale.policy import TaskPolicy, parse_byte_size
 from mirrorscale.store.models import ResourceShadow, utcnow
 
 __all__ = ["DEFAULT_TIMEOUT", "HISTORY_RUNS", "MirrorError", "default_memory_cap", "mirror_task", "past_full_runs",
-           "preview"]
+           "peak_increase", "preview"]
 
 DEFAULT_TIMEOUT = 300.0
 """Seconds a single mirror may run before it is killed."""
@@ -226,13 +227,24 @@ def past_full_runs(store: Any, key: tuple[str, str, str], limit: int = HISTORY_R
                    ) -> tuple[tuple[float, float, float, float], ...]:
     """``(input_size, peak, cpu, wall)`` of task ``key``'s newest successful runs in ``store``, oldest first.
 
-    What :func:`preview` takes as ``history``: runs without a measured peak or
-    input size say nothing about growth and are left out.
+    What :func:`preview` takes as ``history``. ``peak`` is the run's peak RSS
+    *increase*, as a mirror measures it: a trace that holds its process's whole
+    peak (Airflow's, with ``features.baseline_rss_bytes``) has that baseline
+    taken off. Runs without a measured peak rise or input size say nothing about
+    growth and are left out.
     """
     traces = store.traces_since(key, None, limit=max(50, 2 * limit))
-    return tuple((float(t.input_size_bytes), float(t.peak_rss_bytes), float(t.cpu_seconds or 0),
-                  float(t.wall_seconds or 0)) for t in traces
-                 if t.outcome == "success" and t.peak_rss_bytes and t.input_size_bytes)[-limit:]
+    runs = ((t, peak_increase(t)) for t in traces if t.outcome == "success" and t.input_size_bytes)
+    return tuple((float(t.input_size_bytes), float(peak), float(t.cpu_seconds or 0), float(t.wall_seconds or 0))
+                 for t, peak in runs if peak)[-limit:]
+
+
+def peak_increase(trace: Any) -> int:
+    """How far ``trace``'s run raised its process's RSS: its peak less ``features.baseline_rss_bytes`` (0 if none)."""
+    baseline = (trace.features or {}).get("baseline_rss_bytes") or 0
+    if isinstance(baseline, bool) or not isinstance(baseline, (int, float)) or not math.isfinite(baseline):
+        baseline = 0  # a malformed feature (the allocator skips such traces with a warning)
+    return max(0, int(trace.peak_rss_bytes or 0) - int(baseline))
 
 
 def mirror_task(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
