@@ -50,6 +50,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +59,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from workloads import WORKLOADS, Workload
 
 from mirrorscale.mirror import preview
-from mirrorscale.mirror.extrapolate import CostPoint
+from mirrorscale.mirror.extrapolate import CostPoint, MirroredRun, extrapolate
 from mirrorscale.mirror.samplers import sample_inputs
 from mirrorscale.mirror.sandbox import forkserver_usage, run_sandboxed, warm_up_seconds
+from mirrorscale.mirror.shadow import shadow_points
 
 MIB = 2**20
 
@@ -69,38 +71,50 @@ HISTORY_FRACTIONS = (0.25, 0.5)
 """``--history``: earlier runs of the task on these shares of the input (row samples), as its history."""
 
 
-def past_runs(workload: Workload, args: Any, kwargs: Any,
-              shares: tuple[float, ...] = HISTORY_FRACTIONS) -> list[CostPoint]:
+def past_runs(workload: Workload, args: Any, kwargs: Any, shares: tuple[float, ...] = HISTORY_FRACTIONS,
+              fraction: float = 0.05, mirrored: bool = True) -> tuple[list[CostPoint], list[MirroredRun]]:
     """Run the task on ``shares`` of its input, measured like the judged full run: its history.
 
     Each share runs twice and the second run counts, as for the full run (see
     the module docstring: a first run may pay for faulting in fresh memory).
+    With ``mirrored`` each share is first previewed as production previews a
+    run (its own samples, the history before it), so today's preview also gets
+    the task's past mirrored runs.
     """
     rows = {**{str(i): "rows" for i in range(len(args))}, **{k: "rows" for k in kwargs}, **workload.samplers}
-    points = []
+    points: list[CostPoint] = []
+    calibration: list[MirroredRun] = []
     for share in shares:
         part = sample_inputs(args, kwargs, fraction=share, seed=1, samplers=rows)
+        shadow = preview(workload.fn, part.args, part.kwargs, sample_fraction=fraction,
+                         samplers=workload.samplers or None, history=points) if mirrored else None
         run_sandboxed(workload.fn, part.args, part.kwargs, mirror=False, niceness=0)
         call = run_sandboxed(workload.fn, part.args, part.kwargs, mirror=False, niceness=0).call
-        if call is not None:
-            points.append(CostPoint(part.sampled_bytes, call.peak_rss_increase_bytes, call.cpu_seconds,
-                                    call.uncontended_wall_seconds))
-    return points
+        if call is None:
+            continue
+        point = CostPoint(part.sampled_bytes, call.peak_rss_increase_bytes, call.cpu_seconds,
+                          call.uncontended_wall_seconds)
+        if shadow is not None and shadow.outcome == "ok" and shadow_points(shadow):
+            calibration.append(MirroredRun(shadow_points(shadow), replace(point, size=float(shadow.full_input_bytes))))
+        points.append(point)
+    return points, calibration
 
 
 def measure(workload: Workload, fraction: float, seed: int, args: Any, kwargs: Any,
-            rows_only: bool = False, history: tuple[float, ...] = ()) -> dict[str, Any]:
+            rows_only: bool = False, history: tuple[float, ...] = (), calibrate: bool = True) -> dict[str, Any]:
     """Mirror one workload, run it in full, and compare.
 
     ``rows_only``: positional samples, never keyed; ``history``: the task's
-    earlier runs on a quarter and a half of the input are given to ``preview``.
+    earlier runs on a quarter and a half of the input are given to ``preview``,
+    and with ``calibrate`` their own previews too (:func:`past_runs`).
     """
     samplers = dict(workload.samplers)
     if rows_only:
         samplers = {**{str(i): "rows" for i in range(len(args))}, **{k: "rows" for k in kwargs}, **samplers}
-    past = past_runs(workload, args, kwargs, history) if history else []
+    past, calibration = past_runs(workload, args, kwargs, history, fraction, calibrate) if history else ([], [])
     server0, started, parent0 = forkserver_usage(), time.perf_counter(), time.process_time()
-    shadow = preview(workload.fn, args, kwargs, sample_fraction=fraction, samplers=samplers or None, history=past)
+    shadow = preview(workload.fn, args, kwargs, sample_fraction=fraction, samplers=samplers or None, history=past,
+                     mirrored=calibration)
     preview_seconds, parent_cpu = time.perf_counter() - started, time.process_time() - parent0
     server1 = forkserver_usage()
     # forking the mirrors: what the warm forkserver spent meanwhile (unknown when it restarted to load modules)
@@ -130,6 +144,14 @@ def measure(workload: Workload, fraction: float, seed: int, args: Any, kwargs: A
         parent_cpu_s=parent_cpu, fork_cpu_s=fork_cpu, preview_seconds=preview_seconds,
         model=_models(shadow.evidence),
     )
+    if past:  # what the past runs alone would have predicted: the mirror's worth is the difference
+        alone = extrapolate([], shadow.full_input_bytes, history=past)
+        row.update(history_peak_err=alone.peak_rss_bytes.value / max(call.peak_rss_increase_bytes, 1) - 1,
+                   history_wall_err=alone.wall_seconds.value / fair_wall - 1)
+    if calibration:  # today's mirrors without the history, without and with their past runs' calibration
+        today = list(shadow_points(shadow))
+        for name, given in (("mirror_wall_err", ()), ("calibrated_wall_err", calibration)):
+            row[name] = extrapolate(today, shadow.full_input_bytes, mirrored=given).wall_seconds.value / fair_wall - 1
     return row
 
 
@@ -197,6 +219,21 @@ def print_table(rows: list[dict[str, Any]]) -> None:
           f"the time the full run's threads waited for a CPU (schedstat run_delay); raw wall |err| median "
           f"{statistics.median(raw):.1%}; against the cold first full run: median "
           f"{statistics.median(abs(r['cold_wall_err']) for r in done):.1%}")
+    alone = [r for r in done if "history_peak_err" in r]
+    if alone:
+        hist_peak = [abs(r["history_peak_err"]) for r in alone]
+        print(f"history alone (the past runs extrapolated without the mirrors): peak |err| median "
+              f"{statistics.median(hist_peak):.1%}, worst {max(hist_peak):.1%}; wall* |err| median "
+              f"{statistics.median(abs(r['history_wall_err']) for r in alone):.1%}; per workload (peak / wall*): "
+              + ", ".join(f"{r['workload']} {_pct(r['history_peak_err'])} / {_pct(r['history_wall_err'])}"
+                          for r in alone))
+    calibrated = [r for r in done if "calibrated_wall_err" in r]
+    if calibrated:
+        print(f"today's mirrors without the history: wall* |err| median "
+              f"{statistics.median(abs(r['mirror_wall_err']) for r in calibrated):.1%}, calibrated by their past "
+              f"mirrored runs {statistics.median(abs(r['calibrated_wall_err']) for r in calibrated):.1%}; per "
+              f"workload: " + ", ".join(f"{r['workload']} {_pct(r['mirror_wall_err'])} -> "
+                                         f"{_pct(r['calibrated_wall_err'])}" for r in calibrated))
     print(f"mirror CPU / full CPU: median {statistics.median(cpu):.1%} (target <= 10%), worst "
           f"{worst['mirror_cpu']:.1%} ({worst['workload']}); mirror CPU = all CPU of the mirror processes "
           f"(unpickling, monitor, the calls), the forkserver forking them and the caller's sampling, pickling "
@@ -274,6 +311,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--history", nargs="*", type=float, metavar="SHARE",
                         help="give preview the task's runs on these shares of the input as its history "
                              "(without shares: 0.25 0.5)")
+    parser.add_argument("--no-calibration", action="store_true",
+                        help="with --history: do not preview the past runs, so preview gets no past mirrored runs")
     parser.add_argument("--json", metavar="FILE", help="also write the table's rows (and the run's label) as JSON")
     parser.add_argument("--plot", metavar="PNG", help="draw the errors and CPU shares against the targets")
     parser.add_argument("--compare", metavar="JSON", nargs="*", default=[],
@@ -299,7 +338,8 @@ def main(argv: list[str] | None = None) -> None:
         args, kwargs = workload.make_input(options.seed)
         for i in range(options.repeat):
             loads.append(os.getloadavg()[0])
-            row = measure(workload, options.fraction, options.seed, args, kwargs, options.rows_only, history)
+            row = measure(workload, options.fraction, options.seed, args, kwargs, options.rows_only, history,
+                          not options.no_calibration)
             runs[i].append(row)
             print(f"  {workload.name} run {i + 1}: peak {_pct(row.get('peak_err', float('nan')))} wall* "
                   f"{_pct(row.get('wall_err', float('nan')))} mirror cpu {row.get('mirror_cpu', float('nan')):.1%}",
@@ -316,6 +356,8 @@ def main(argv: list[str] | None = None) -> None:
           f"the warm forkserver used {warm_up_seconds():.2f} s in all (its imports, once per start, are not in "
           f"mirror CPU; forking the previews' mirrors is)")
     label = f"history ({', '.join(f'{share:.1%}' for share in history)} runs)" if history else "no history"
+    if history and options.no_calibration:
+        label += " without past mirrors"
     document = {"label": label + (" rows only" if options.rows_only else ""), "repeat": options.repeat,
                 "rows": rows}
     if options.json:

@@ -34,16 +34,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from mirrorscale.mirror.extrapolate import (CostPoint, Extrapolation, extrapolate, history_shows_growth,
-                                            peak_prior_from_keys)
+from mirrorscale.mirror.extrapolate import (CostPoint, Extrapolation, MirroredRun, extrapolate,
+                                            history_shows_growth, peak_prior_from_keys)
 from mirrorscale.mirror.samplers import SampledInput, Sampler, sample_inputs, subsample
 from mirrorscale.mirror.sandbox import SandboxResult, callable_reference, run_sandboxed
 from mirrorscale.mirror.transport import UnsendableInput
 from mirrorscale.policy import TaskPolicy, parse_byte_size
 from mirrorscale.store.models import ResourceShadow, utcnow
 
-__all__ = ["DEFAULT_TIMEOUT", "HISTORY_RUNS", "MirrorError", "default_memory_cap", "mirror_task", "past_full_runs",
-           "peak_increase", "preview"]
+__all__ = ["DEFAULT_TIMEOUT", "HISTORY_RUNS", "MirrorError", "default_memory_cap", "mirror_task", "mirrored_run",
+           "past_evidence", "past_full_runs", "past_mirrored_runs", "peak_increase", "preview", "shadow_points"]
 
 DEFAULT_TIMEOUT = 300.0
 """Seconds a single mirror may run before it is killed."""
@@ -166,7 +166,7 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
             samplers: Mapping[str | int, Sampler | str] | None = None, seed: int = 0,
             timeout: float | None = DEFAULT_TIMEOUT, memory_cap: int | str | None = None, niceness: int = 10,
             history: Sequence[CostPoint | tuple[float, float, float, float]] = (),
-            preload: Sequence[str] = ()) -> ResourceShadow:
+            mirrored: Sequence[MirroredRun] = (), preload: Sequence[str] = ()) -> ResourceShadow:
     """Mirror ``fn(*args, **kwargs)`` on samples of its input and return the extrapolated shadow.
 
     ``fn`` is an importable module-level callable (or ``"module:function"``).
@@ -177,7 +177,9 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
     :func:`~mirrorscale.mirror.samplers.sample_inputs`). ``memory_cap`` (bytes or
     ``"512MiB"``; default :func:`default_memory_cap`) limits each mirror's RSS
     increase and ``timeout`` its seconds; ``niceness`` is added to the mirror's.
-    ``history`` holds past full runs as ``(input_size, peak, cpu, wall)``.
+    ``history`` holds past full runs as ``(input_size, peak, cpu, wall)``;
+    ``mirrored`` past runs that were mirrored too, whose misses calibrate the
+    mirrors' CPU and wall time (see :func:`~mirrorscale.mirror.extrapolate.mirror_bias`).
 
     Never raises for what the mirror does: a mirror that exceeds its cap or
     timeout is killed and reported (outcome ``memory_cap`` / ``timeout``), one
@@ -219,7 +221,8 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
         peak_prior = peak_prior_from_keys((main.profiles[name].heaps_exponent for name in main.counted),
                                           keyed=bool(main.plans))
         fit = extrapolate(points, target, history=[] if unsized else history,
-                          priors={"peak_rss_bytes": peak_prior} if peak_prior else None)
+                          priors={"peak_rss_bytes": peak_prior} if peak_prior else None,
+                          mirrored=() if unsized else mirrored)
     return _shadow(sample_fraction, samples, runs, fit, note, spent)
 
 
@@ -239,6 +242,47 @@ def past_full_runs(store: Any, key: tuple[str, str, str], limit: int = HISTORY_R
                  for t, peak in runs if peak)[-limit:]
 
 
+def past_mirrored_runs(store: Any, key: tuple[str, str, str], limit: int = HISTORY_RUNS) -> tuple[MirroredRun, ...]:
+    """Task ``key``'s newest runs that were mirrored before they ran, oldest first (see :func:`mirrored_run`)."""
+    shadows = store.recent_shadows(key, limit=limit)
+    traces = {t.run_id: t for t in store.traces_since(key, None, limit=max(50, 2 * limit)) if t.outcome == "success"}
+    runs = (mirrored_run(shadow, traces.get(shadow.run_id)) for shadow in reversed(shadows) if shadow.run_id)
+    return tuple(run for run in runs if run is not None)
+
+
+def mirrored_run(shadow: Any, trace: Any) -> MirroredRun | None:
+    """A stored shadow and its run's trace as a :class:`MirroredRun`; None when either cannot say.
+
+    The mirrors' points come from the shadow's evidence; the run's size is the
+    shadow's ``full_input_bytes`` (measured as its samples were), its cost the
+    trace's CPU, wall time and peak increase (:func:`peak_increase`).
+    """
+    if shadow.outcome != "ok" or not shadow.full_input_bytes or trace is None or trace.outcome != "success":
+        return None
+    points = shadow_points(shadow)
+    if not points or trace.cpu_seconds is None or trace.wall_seconds is None:
+        return None
+    actual = CostPoint(float(shadow.full_input_bytes), float(peak_increase(trace)), float(trace.cpu_seconds),
+                       float(trace.wall_seconds))
+    return MirroredRun(points, actual)
+
+
+def shadow_points(shadow: Any) -> tuple[CostPoint, ...]:
+    """The points a shadow's finished mirrors measured, read back from its evidence (() if it holds none)."""
+    try:
+        mirrors = json.loads(shadow.evidence or "{}").get("mirrors") or []
+        return tuple(CostPoint(float(m["sampled_input_bytes"]), float(m["peak_rss_increase_bytes"]),
+                               float(m["cpu_seconds"]), float(m["uncontended_wall_seconds"]))
+                     for m in mirrors if m.get("outcome") == "ok")
+    except (ValueError, TypeError, KeyError, AttributeError):  # evidence of another layout: no points
+        return ()
+
+
+def past_evidence(store: Any, key: tuple[str, str, str]) -> dict[str, tuple[Any, ...]]:
+    """What :func:`preview` takes from task ``key``'s past: ``history`` and ``mirrored`` (as keywords)."""
+    return {"history": past_full_runs(store, key), "mirrored": past_mirrored_runs(store, key)}
+
+
 def peak_increase(trace: Any) -> int:
     """How far ``trace``'s run raised its process's RSS: its peak less ``features.baseline_rss_bytes`` (0 if none)."""
     baseline = (trace.features or {}).get("baseline_rss_bytes") or 0
@@ -254,8 +298,9 @@ def mirror_task(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: 
 
     Uses the policy's ``sample_fraction`` and ``samplers`` and caps the mirror at the policy's
     ``memory.max_allowed`` when set. With ``store`` and ``key`` the task's past
-    full runs (:func:`past_full_runs`) are the extrapolation's ``history``
-    unless one is given, and the shadow is saved through ``store.save(key, shadow)``.
+    full runs (:func:`past_full_runs`) are the extrapolation's ``history`` and its
+    past mirrored runs (:func:`past_mirrored_runs`) its ``mirrored``, unless given,
+    and the shadow is saved through ``store.save(key, shadow)``.
     """
     if not policy.mirror:
         return None
@@ -264,8 +309,9 @@ def mirror_task(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: 
         options.setdefault("samplers", dict(policy.samplers))
     if policy.memory.max_allowed is not None:
         options.setdefault("memory_cap", policy.memory.max_allowed)
-    if store is not None and key is not None and "history" not in options:
-        options["history"] = past_full_runs(store, key)
+    if store is not None and key is not None:
+        for name, value in past_evidence(store, key).items():
+            options.setdefault(name, value)
     shadow = preview(fn, args, kwargs, **options)
     if store is not None and key is not None:
         store.save(key, shadow)

@@ -218,16 +218,16 @@ def _lifecycle_step(ti: Any, down: Any, result: Any, policies: Any) -> Any:
     return lifecycle.step(key, on_path=on_path(ti, result, down.task_id))
 
 
-def _past_runs(key: tuple[str, str, str]) -> tuple[tuple[float, float, float, float], ...]:
-    """The downstream's past full runs for the extrapolation; none when the store cannot say."""
-    from mirrorscale.mirror.shadow import past_full_runs
+def _past_runs(key: tuple[str, str, str]) -> dict[str, tuple[Any, ...]]:
+    """The downstream's past full and mirrored runs for the extrapolation; none when the store cannot say."""
+    from mirrorscale.mirror.shadow import past_evidence
     from mirrorscale.plugins.airflow.listener import _store
 
     try:
-        return past_full_runs(_store(), key)
+        return past_evidence(_store(), key)
     except Exception as exc:  # noqa: BLE001 - the mirror still runs, on its samples alone
         log.warning("mirrorscale could not read the history of %s for its mirror: %s", key, exc)
-        return ()
+        return {}
 
 
 def _mirror(ti: Any, down: Any, fn: Any, args: list[Any], kwargs: dict[str, Any], policy: Any) -> int | None:
@@ -237,7 +237,7 @@ def _mirror(ti: Any, down: Any, fn: Any, args: list[Any], kwargs: dict[str, Any]
 
     key = ("airflow", str(ti.dag_id), str(down.task_id))
     try:
-        shadow = mirror_task(fn, args, kwargs, policy=policy, history=_past_runs(key))
+        shadow = mirror_task(fn, args, kwargs, policy=policy, **_past_runs(key))
     except MirrorError as exc:
         log.warning("mirrorscale cannot mirror %s.%s: %s", ti.dag_id, down.task_id, exc)
         return None

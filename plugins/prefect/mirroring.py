@@ -116,12 +116,12 @@ def run_mirror(plan: MirrorPlan, args: tuple[Any, ...], kwargs: dict[str, Any], 
     import time
 
     from mirrorscale.mirror import preview
-    from mirrorscale.mirror.shadow import past_full_runs
+    from mirrorscale.mirror.shadow import past_evidence
 
     progress = _progress(key[2])
     started = time.perf_counter()
     shadow = preview(plan.reference, args, kwargs, sample_fraction=plan.sample_fraction,
-                     memory_cap=plan.memory_cap, samplers=dict(plan.samplers) or None, history=past_full_runs(store, key))
+                     memory_cap=plan.memory_cap, samplers=dict(plan.samplers) or None, **past_evidence(store, key))
     seconds = time.perf_counter() - started
     progress(100.0)
     shadow.run_id = run_id

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mirrorscale.mirror.extrapolate import (CostPoint, extrapolate, fit_growth, fit_scaling, history_noise,
-                                            memory_envelope, peak_prior_from_keys)
+from mirrorscale.mirror.extrapolate import (CostPoint, MirroredRun, extrapolate, fit_growth, fit_scaling,
+                                            history_noise, memory_envelope, mirror_bias, peak_prior_from_keys)
 
 SIZES = [0.1, 1, 5]  # probe, 1 % and 5 % of an input of size 100
 
@@ -171,3 +171,38 @@ def test_proportional_points_override_a_key_prior() -> None:
     points = [CostPoint(s, 4 * MIB + 8 * MIB * s, 0.01 * s, 0.01 * s) for s in SIZES]
     fit = extrapolate(points, 100, priors={"peak_rss_bytes": (0.6, 0.3, 0.05)})
     assert fit.peak_rss_bytes.exponent >= 0.95
+
+
+def _mirrored(full: float, factor: float) -> MirroredRun:
+    """A past run of size ``full`` whose mirrors (a linear law, 0.01 s per unit) under-read its CPU by ``factor``."""
+    points = tuple(CostPoint(full * f, 1e6 * full * f, 0.01 * full * f, 0.01 * full * f) for f in (0.001, 0.01, 0.05))
+    return MirroredRun(points, CostPoint(full, 1e6 * full, 0.01 * full * factor, 0.01 * full * factor))
+
+
+def test_past_mirrors_that_under_read_the_cpu_scale_todays_mirror_but_not_its_memory() -> None:
+    today = [CostPoint(s, 1e6 * s, 0.01 * s, 0.01 * s) for s in SIZES]
+    alone = extrapolate(today, 100)
+    calibrated = extrapolate(today, 100, mirrored=[_mirrored(40, 1.3), _mirrored(60, 1.3), _mirrored(80, 1.3)])
+    assert calibrated.cpu_seconds.value == pytest.approx(1.3 * alone.cpu_seconds.value, rel=0.02)
+    assert calibrated.wall_seconds.value == pytest.approx(1.3 * alone.wall_seconds.value, rel=0.02)
+    assert calibrated.peak_rss_bytes.value == pytest.approx(alone.peak_rss_bytes.value)
+    assert "x1.30 (its mirrors on 3 past run(s))" in calibrated.cpu_seconds.model
+
+
+def test_past_mirrors_that_disagree_calibrate_less_surely_than_ones_that_agree() -> None:
+    today = [CostPoint(s, 1e6 * s, 0.01 * s, 0.01 * s) for s in SIZES]
+    agree = mirror_bias([_mirrored(40, 1.2), _mirrored(60, 1.2)], "cpu_seconds", (1.0, 0.1))
+    disagree = mirror_bias([_mirrored(40, 0.8), _mirrored(60, 1.8)], "cpu_seconds", (1.0, 0.1))
+    assert agree is not None and disagree is not None
+    assert agree.factor == pytest.approx(1.2, rel=0.01) and disagree.factor == pytest.approx(1.2, rel=0.01)
+    assert disagree.spread > 3 * agree.spread
+    history = [(50, 50e6, 0.6, 0.6), (70, 70e6, 0.84, 0.84)]
+    sure = extrapolate(today, 100, history=history, mirrored=[_mirrored(40, 1.2), _mirrored(60, 1.2)]).cpu_seconds
+    unsure = extrapolate(today, 100, history=history, mirrored=[_mirrored(40, 0.8), _mirrored(60, 1.8)]).cpu_seconds
+    assert dict(sure.shares)["mirror"] > dict(unsure.shares)["mirror"]
+
+
+def test_a_past_run_without_usable_mirrors_does_not_calibrate() -> None:
+    empty = MirroredRun((), CostPoint(50, 5e7, 0.5, 0.5))
+    idle = MirroredRun((CostPoint(1, 1e6, 0.01, 0.01),), CostPoint(50, 5e7, 0.0, 0.0))  # no CPU: below the floor
+    assert mirror_bias([empty, idle], "cpu_seconds", (1.0, 0.1)) is None

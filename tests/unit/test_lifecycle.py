@@ -1,4 +1,4 @@
-"""The mirror life cycle: creation on a hotspot, refresh rate, the three retirements, path gating, the history it hands a mirror."""
+"""The mirror life cycle: creation, refresh, the three retirements, path gating, and the past runs a mirror is given."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mirrorscale.lifecycle import MirrorLifecycle, on_predicted_path, refresh_interval, shadow_error
-from mirrorscale.mirror.shadow import past_full_runs
+from mirrorscale.mirror.shadow import past_full_runs, past_mirrored_runs
 from mirrorscale.policy import PolicySet
 from mirrorscale.store.history import HistoryStore
 from mirrorscale.store.models import ResourceShadow
@@ -161,3 +161,26 @@ def test_history_gives_the_peak_increase_a_mirror_measures_not_the_process_peak(
     runs = past_full_runs(store, KEY)
     assert [(size / MIB, peak / MIB) for size, peak, _, _ in runs] == [(100, 50), (200, 100), (300, 150), (400, 200)]
     assert runs[0][2:] == (9.0, 10.0)
+
+
+def test_past_mirrored_runs_pair_each_stored_shadow_with_its_runs_trace(store: HistoryStore) -> None:
+    import json
+
+    def shadow(run_id: str, *, outcome: str = "ok", evidence: str | None = None) -> ResourceShadow:
+        mirrors = [{"outcome": "ok", "sampled_input_bytes": size * MIB, "peak_rss_increase_bytes": size * MIB,
+                    "cpu_seconds": 0.1 * size, "uncontended_wall_seconds": 0.2 * size} for size in (1, 5)]
+        return ResourceShadow(created_at=at(0), run_id=run_id, outcome=outcome, sample_fraction=0.05,
+                              full_input_bytes=100 * MIB, evidence=evidence or json.dumps({"mirrors": mirrors}))
+
+    for run_id, kwargs in [("r1", {}), ("r2", {"outcome": "timeout"}), ("r3", {"evidence": "{not json"}),
+                           ("r4", {})]:
+        store.save(KEY, shadow(run_id, **kwargs))
+    store.add_traces([dict(engine=KEY[0], pipeline_id=KEY[1], task_id=KEY[2], run_id=f"r{i}", started_at=at(i),
+                           input_size_bytes=90 * MIB, peak_rss_bytes=300 * MIB, wall_seconds=30.0, cpu_seconds=12.0,
+                           features={"baseline_rss_bytes": 200 * MIB}) for i in (1, 2, 3)])  # r4 never ran
+    runs = past_mirrored_runs(store, KEY)
+    assert len(runs) == 1  # r2's mirror failed, r3's evidence cannot be read, r4 has no trace
+    (run,) = runs
+    assert [(p.size / MIB, p.cpu_seconds, p.wall_seconds) for p in run.mirror] == [(1, 0.1, 0.2), (5, 0.5, 1.0)]
+    assert (run.actual.size, run.actual.peak_rss_bytes) == (100 * MIB, 100 * MIB)  # the shadow's size, the increase
+    assert (run.actual.cpu_seconds, run.actual.wall_seconds) == (12.0, 30.0)
