@@ -206,3 +206,17 @@ def test_a_past_run_without_usable_mirrors_does_not_calibrate() -> None:
     empty = MirroredRun((), CostPoint(50, 5e7, 0.5, 0.5))
     idle = MirroredRun((CostPoint(1, 1e6, 0.01, 0.01),), CostPoint(50, 5e7, 0.0, 0.0))  # no CPU: below the floor
     assert mirror_bias([empty, idle], "cpu_seconds", (1.0, 0.1)) is None
+
+
+def test_a_larger_run_that_peaked_lower_makes_history_count_less_against_the_mirror() -> None:
+    # the same pair of past runs, once rising smoothly and once with the larger run 18 % lower (a set's table)
+    mib = 2**20
+    mirror = [CostPoint(0.12, 0.39 * mib, 0.001, 0.001), CostPoint(6, 3.3 * mib, 0.06, 0.05)]
+    smooth = [CostPoint(30, 12.7 * mib, 0.2, 0.2), CostPoint(60, 15.5 * mib, 0.4, 0.4)]
+    stepped = [CostPoint(30, 15.5 * mib, 0.2, 0.2), CostPoint(60, 12.7 * mib, 0.4, 0.4)]
+    assert history_noise(smooth, "peak_rss_bytes") == pytest.approx(0.05)
+    assert history_noise(stepped, "peak_rss_bytes") == pytest.approx(1 - 12.7 / 15.5)
+    assert history_noise(stepped, "cpu_seconds") == pytest.approx(0.08)  # the CPU rose: no scatter shown
+    calm = dict(extrapolate(mirror, 120, history=smooth).peak_rss_bytes.shares)["history"]
+    wary = dict(extrapolate(mirror, 120, history=stepped).peak_rss_bytes.shares)["history"]
+    assert wary < calm - 0.05  # 98 % -> 92 % (the mirror, 20x away, stays far less sure than history)
