@@ -50,7 +50,7 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import replace
+from dataclasses import astuple, replace
 from pathlib import Path
 from typing import Any
 
@@ -148,11 +148,32 @@ def measure(workload: Workload, fraction: float, seed: int, args: Any, kwargs: A
         alone = extrapolate([], shadow.full_input_bytes, history=past)
         row.update(history_peak_err=alone.peak_rss_bytes.value / max(call.peak_rss_increase_bytes, 1) - 1,
                    history_wall_err=alone.wall_seconds.value / fair_wall - 1)
+    row.update(mirror_points=[list(astuple(p)) for p in shadow_points(shadow)],
+               full_point=[float(shadow.full_input_bytes), float(call.peak_rss_increase_bytes), call.cpu_seconds,
+                           fair_wall])
     if calibration:  # today's mirrors without the history, without and with their past runs' calibration
         today = list(shadow_points(shadow))
         for name, given in (("mirror_wall_err", ()), ("calibrated_wall_err", calibration)):
             row[name] = extrapolate(today, shadow.full_input_bytes, mirrored=given).wall_seconds.value / fair_wall - 1
     return row
+
+
+def add_fleet_errors(rows: list[dict[str, Any]]) -> None:
+    """Without history: each workload's mirror calibrated by the *other* base workloads' mirrored runs.
+
+    What a task that never ran gets on an installation where other tasks have
+    been mirrored (:func:`~mirrorscale.mirror.shadow.past_mirrored_runs` falls
+    back to them): leave one out, so no workload calibrates itself.
+    """
+    done = [r for r in rows if "mirror_points" in r]
+    runs = {r["workload"]: MirroredRun(tuple(CostPoint(*p) for p in r["mirror_points"]), CostPoint(*r["full_point"]),
+                                       own=False) for r in done if not r.get("variant")}
+    for row in done:
+        fleet = [run for name, run in runs.items() if name != row["workload"]]
+        points = [CostPoint(*p) for p in row["mirror_points"]]
+        fit = extrapolate(points, row["full_point"][0], mirrored=fleet)
+        row["fleet_wall_err"] = fit.wall_seconds.value / row["fair_wall"] - 1
+        row["fleet_cpu_err"] = fit.cpu_seconds.value / max(row["actual_cpu"], 1e-6) - 1
 
 
 def _models(evidence: str | None) -> str:
@@ -227,6 +248,13 @@ def print_table(rows: list[dict[str, Any]]) -> None:
               f"{statistics.median(abs(r['history_wall_err']) for r in alone):.1%}; per workload (peak / wall*): "
               + ", ".join(f"{r['workload']} {_pct(r['history_peak_err'])} / {_pct(r['history_wall_err'])}"
                           for r in alone))
+    fleet = [r for r in done if "fleet_wall_err" in r]
+    if fleet:
+        print(f"calibrated by the other workloads' mirrored runs (leave one out, as a task that never ran is): "
+              f"wall* |err| median {statistics.median(abs(r['fleet_wall_err']) for r in fleet):.1%}, CPU |err| "
+              f"median {statistics.median(abs(r['fleet_cpu_err']) for r in fleet):.1%} (uncalibrated "
+              f"{statistics.median(abs(r['cpu_err']) for r in fleet):.1%}); per workload (wall*): "
+              + ", ".join(f"{r['workload']} {_pct(r['wall_err'])} -> {_pct(r['fleet_wall_err'])}" for r in fleet))
     calibrated = [r for r in done if "calibrated_wall_err" in r]
     if calibrated:
         print(f"today's mirrors without the history: wall* |err| median "
@@ -345,6 +373,9 @@ def main(argv: list[str] | None = None) -> None:
                   f"{_pct(row.get('wall_err', float('nan')))} mirror cpu {row.get('mirror_cpu', float('nan')):.1%}",
                   file=sys.stderr, flush=True)
         del args, kwargs
+    if not history:
+        for rows in runs:
+            add_fleet_errors(rows)
     rows = _median_rows(runs) if options.repeat > 1 else runs[0]
     if options.repeat > 1:
         print(f"medians over {options.repeat} runs per workload")

@@ -74,13 +74,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["CALIBRATED", "METRICS", "MIN_KEY_EXPONENT", "Bias", "CostPoint", "Estimate", "Extrapolation", "Growth",
+__all__ = ["CALIBRATED", "METRICS", "MIN_FLEET_RUNS", "MIN_KEY_EXPONENT", "Bias", "CostPoint", "Estimate", "Extrapolation", "Growth",
            "MirroredRun", "combine", "extrapolate", "fit_growth", "fit_scaling", "history_noise",
            "history_shows_growth", "memory_envelope", "mirror_bias", "peak_prior_from_keys"]
 
 METRICS = ("peak_rss_bytes", "cpu_seconds", "wall_seconds")
 """The metrics extrapolated, in the order of :class:`CostPoint`'s fields."""
 
+MIN_FLEET_RUNS = 3
+"""Other tasks' mirrored runs needed before they calibrate a task that has none of its own."""
 CALIBRATED = ("cpu_seconds", "wall_seconds")
 """The metrics whose mirror estimates past mirrored runs scale (:func:`mirror_bias`)."""
 _NOISE = {"peak_rss_bytes": 0.05, "cpu_seconds": 0.08, "wall_seconds": 0.1}
@@ -120,6 +122,8 @@ class MirroredRun:
 
     mirror: tuple[CostPoint, ...]
     actual: CostPoint
+    own: bool = True
+    """A run of the task being mirrored; False: another task's (the fleet's), used when it has none."""
 
 
 @dataclass(frozen=True)
@@ -384,6 +388,8 @@ class Bias(NamedTuple):
     factor: float
     spread: float
     runs: int
+    own: bool = True
+    """Read from the task's own runs; False: from other tasks' (the fleet's)."""
 
 
 def mirror_bias(mirrored: Sequence[MirroredRun], metric: str, prior: tuple[float, ...]) -> Bias | None:
@@ -398,10 +404,16 @@ def mirror_bias(mirrored: Sequence[MirroredRun], metric: str, prior: tuple[float
     size; the factor is the geometric mean of actual / estimate over the runs,
     and ``spread`` is the uncertainty of that mean in log space: the runs'
     scatter (at least the metric's noise) over the square root of their number.
-    None without a usable run.
+
+    The task's own runs are used when there are any. Otherwise other tasks'
+    (``own=False``, at least :data:`MIN_FLEET_RUNS`) give the machine's usual
+    miss, and ``spread`` is their whole scatter: how far a task may differ
+    from the rest, not how well the rest's mean is known. None without usable runs.
     """
+    own = [run for run in mirrored if run.own]
+    runs = own or [run for run in mirrored if not run.own]
     logs = []
-    for run in mirrored:
+    for run in runs:
         points = [p for p in run.mirror if p.size > 0]
         actual = run.actual.value(metric)
         if not points or run.actual.size <= 0 or actual <= _FLOOR[metric]:
@@ -410,11 +422,12 @@ def mirror_bias(mirrored: Sequence[MirroredRun], metric: str, prior: tuple[float
                         floor=_FLOOR[metric], noise=_NOISE[metric], prior=prior).value
         if estimate > _FLOOR[metric]:
             logs.append(math.log(actual / estimate))
-    if not logs:
+    if not logs or (not own and len(logs) < MIN_FLEET_RUNS):
         return None
     mean = sum(logs) / len(logs)
     scatter = math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1)) if len(logs) > 1 else 0.0
-    return Bias(math.exp(mean), max(scatter, _NOISE[metric]) / math.sqrt(len(logs)), len(logs))
+    spread = max(scatter, _NOISE[metric]) / (math.sqrt(len(logs)) if own else 1.0)
+    return Bias(math.exp(mean), spread, len(logs), bool(own))
 
 
 def _metric(now: Sequence[CostPoint], history: _Fit | None, metric: str, target: float,
@@ -429,7 +442,8 @@ def _metric(now: Sequence[CostPoint], history: _Fit | None, metric: str, target:
             mirror = mirror._replace(
                 value=mirror.value * bias.factor, low=mirror.low * bias.factor / widen,
                 high=mirror.high * bias.factor * widen,
-                model=f"{mirror.model} x{bias.factor:.2f} (its mirrors on {bias.runs} past run(s))")
+                model=f"{mirror.model} x{bias.factor:.2f} (mirrors on {bias.runs} past run(s) of "
+                      f"{'this task' if bias.own else 'other tasks'})")
         sources.append(("mirror", mirror.value, mirror.low, mirror.high, mirror.model))
         exponent = mirror.exponent
     if history is not None:

@@ -42,13 +42,15 @@ from mirrorscale.mirror.transport import UnsendableInput
 from mirrorscale.policy import TaskPolicy, parse_byte_size
 from mirrorscale.store.models import ResourceShadow, utcnow
 
-__all__ = ["DEFAULT_TIMEOUT", "HISTORY_RUNS", "MirrorError", "default_memory_cap", "mirror_task", "mirrored_run",
+__all__ = ["DEFAULT_TIMEOUT", "FLEET_RUNS", "HISTORY_RUNS", "MirrorError", "default_memory_cap", "mirror_task", "mirrored_run",
            "past_evidence", "past_full_runs", "past_mirrored_runs", "peak_increase", "preview", "shadow_points"]
 
 DEFAULT_TIMEOUT = 300.0
 """Seconds a single mirror may run before it is killed."""
 HISTORY_RUNS = 20
 """Newest successful full-size runs of a task handed to the extrapolation beside its mirrors."""
+FLEET_RUNS = 50
+"""Other tasks' newest mirrored runs that calibrate a task with none of its own."""
 _FRACTION_SHARES = (0.02, 0.2, 1.0)  # the mirrors run at these shares of sample_fraction; the first probes
 _WITH_HISTORY_SHARES = (0.02, 1.0)  # when past runs already show how cost grows: no 1 % mirror
 
@@ -243,11 +245,20 @@ def past_full_runs(store: Any, key: tuple[str, str, str], limit: int = HISTORY_R
 
 
 def past_mirrored_runs(store: Any, key: tuple[str, str, str], limit: int = HISTORY_RUNS) -> tuple[MirroredRun, ...]:
-    """Task ``key``'s newest runs that were mirrored before they ran, oldest first (see :func:`mirrored_run`)."""
+    """Task ``key``'s newest runs that were mirrored before they ran, oldest first (see :func:`mirrored_run`).
+
+    A task with none of its own gets other tasks' newest ones (``own=False``,
+    up to :data:`FLEET_RUNS`): their mirrors' usual miss on this installation.
+    """
     shadows = store.recent_shadows(key, limit=limit)
     traces = {t.run_id: t for t in store.traces_since(key, None, limit=max(50, 2 * limit)) if t.outcome == "success"}
     runs = (mirrored_run(shadow, traces.get(shadow.run_id)) for shadow in reversed(shadows) if shadow.run_id)
-    return tuple(run for run in runs if run is not None)
+    own = tuple(run for run in runs if run is not None)
+    if own:
+        return own
+    fleet = (mirrored_run(shadow, trace) for shadow, trace in reversed(
+        store.recent_mirrored_runs(limit=FLEET_RUNS, exclude=key)))
+    return tuple(replace(run, own=False) for run in fleet if run is not None)
 
 
 def mirrored_run(shadow: Any, trace: Any) -> MirroredRun | None:

@@ -374,6 +374,24 @@ class HistoryStore:
                                                         {"task_pk": pk, "after": after, "limit": limit}).all())
         return [TraceRow(*row) for row in rows]
 
+    def recent_mirrored_runs(self, *, limit: int = 50, exclude: TaskKey | None = None,
+                             ) -> list[tuple[ResourceShadow, ExecutionTrace]]:
+        """The newest ``limit`` finished shadows of any task but ``exclude``, each with its run's successful trace.
+
+        What a task that has no mirrored runs of its own learns its mirrors' bias
+        from (:func:`~mirrorscale.mirror.shadow.past_mirrored_runs`). Newest first.
+        """
+        skip = self.known_task_pk(None, exclude) if exclude is not None else None
+        with self.reading() as session:
+            query = (select(ResourceShadow, ExecutionTrace)
+                     .join(ExecutionTrace, (ExecutionTrace.task_pk == ResourceShadow.task_pk)
+                           & (ExecutionTrace.run_id == ResourceShadow.run_id))
+                     .where(ResourceShadow.outcome == "ok", ExecutionTrace.outcome == "success")
+                     .order_by(ResourceShadow.id.desc()).limit(limit))
+            if skip is not None:
+                query = query.where(ResourceShadow.task_pk != skip)
+            return [(shadow, trace) for shadow, trace in session.execute(query).all()]
+
     def latest_shadow(self, key: TaskKey) -> ResourceShadow | None:
         """The newest :class:`ResourceShadow` recorded for task ``key``."""
         return self._latest(ResourceShadow, key)

@@ -124,6 +124,22 @@ def _writer(url: str, worker: int, count: int) -> None:
     store.close()
 
 
+def test_recent_mirrored_runs_pair_shadows_with_their_runs_across_tasks(store: HistoryStore) -> None:
+    from mirrorscale.store.models import ResourceShadow
+
+    keys = [("prefect", "flow", "a"), ("prefect", "flow", "b")]
+    for i, (key, outcome) in enumerate([(keys[0], "ok"), (keys[1], "ok"), (keys[1], "timeout"), (keys[0], "ok")]):
+        store.save(key, ResourceShadow(created_at=T0, run_id=f"r{i}", outcome=outcome, sample_fraction=0.05,
+                                       full_input_bytes=100, evidence="{}"))
+        store.record_trace(engine=key[0], pipeline_id=key[1], task_id=key[2], run_id=f"r{i}",
+                           started_at=T0 + timedelta(minutes=i), cpu_seconds=float(i), wall_seconds=1.0,
+                           outcome="failed" if i == 3 else "success")
+    pairs = store.recent_mirrored_runs(limit=10)
+    assert [(shadow.run_id, trace.cpu_seconds) for shadow, trace in pairs] == [("r1", 1.0), ("r0", 0.0)]
+    assert [s.run_id for s, _ in store.recent_mirrored_runs(limit=10, exclude=keys[1])] == ["r0"]
+    assert len(store.recent_mirrored_runs(limit=1)) == 1
+
+
 def test_four_concurrent_writer_processes_lose_no_rows(store_url: str) -> None:
     HistoryStore.open(store_url).close()  # schema first, as `mirrorscale db upgrade` would
     per_worker = 150

@@ -186,7 +186,7 @@ def test_past_mirrors_that_under_read_the_cpu_scale_todays_mirror_but_not_its_me
     assert calibrated.cpu_seconds.value == pytest.approx(1.3 * alone.cpu_seconds.value, rel=0.02)
     assert calibrated.wall_seconds.value == pytest.approx(1.3 * alone.wall_seconds.value, rel=0.02)
     assert calibrated.peak_rss_bytes.value == pytest.approx(alone.peak_rss_bytes.value)
-    assert "x1.30 (its mirrors on 3 past run(s))" in calibrated.cpu_seconds.model
+    assert "x1.30 (mirrors on 3 past run(s) of this task)" in calibrated.cpu_seconds.model
 
 
 def test_past_mirrors_that_disagree_calibrate_less_surely_than_ones_that_agree() -> None:

@@ -184,3 +184,7 @@ def test_past_mirrored_runs_pair_each_stored_shadow_with_its_runs_trace(store: H
     assert [(p.size / MIB, p.cpu_seconds, p.wall_seconds) for p in run.mirror] == [(1, 0.1, 0.2), (5, 0.5, 1.0)]
     assert (run.actual.size, run.actual.peak_rss_bytes) == (100 * MIB, 100 * MIB)  # the shadow's size, the increase
     assert (run.actual.cpu_seconds, run.actual.wall_seconds) == (12.0, 30.0)
+    assert run.own
+    newcomer = ("airflow", "etl", "never_mirrored")  # no shadows of its own: the other tasks' runs, marked so
+    fleet = past_mirrored_runs(store, newcomer)
+    assert [(r.own, r.actual) for r in fleet] == [(False, run.actual)]
