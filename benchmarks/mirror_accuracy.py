@@ -148,7 +148,9 @@ def measure(workload: Workload, fraction: float, seed: int, args: Any, kwargs: A
         alone = extrapolate([], shadow.full_input_bytes, history=past)
         row.update(history_peak_err=alone.peak_rss_bytes.value / max(call.peak_rss_increase_bytes, 1) - 1,
                    history_wall_err=alone.wall_seconds.value / fair_wall - 1)
-    row.update(mirror_points=[list(astuple(p)) for p in shadow_points(shadow)],
+    row.update(history_points=[list(astuple(p)) for p in past],
+               calibration=[[[list(astuple(p)) for p in run.mirror], list(astuple(run.actual))] for run in calibration],
+               mirror_points=[list(astuple(p)) for p in shadow_points(shadow)],
                full_point=[float(shadow.full_input_bytes), float(call.peak_rss_increase_bytes), call.cpu_seconds,
                            fair_wall])
     if calibration:  # today's mirrors without the history, without and with their past runs' calibration
@@ -390,7 +392,7 @@ def main(argv: list[str] | None = None) -> None:
     if history and options.no_calibration:
         label += " without past mirrors"
     document = {"label": label + (" rows only" if options.rows_only else ""), "repeat": options.repeat,
-                "rows": rows}
+                "rows": rows, "runs": runs}  # every run's rows too: estimators can be re-run on their points
     if options.json:
         Path(options.json).write_text(json.dumps(document, indent=1))
         print(f"wrote {options.json}")

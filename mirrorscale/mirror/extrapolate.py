@@ -74,9 +74,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["CALIBRATED", "METRICS", "MIN_FLEET_RUNS", "MIN_KEY_EXPONENT", "Bias", "CostPoint", "Estimate", "Extrapolation", "Growth",
-           "MirroredRun", "combine", "extrapolate", "fit_growth", "fit_scaling", "history_noise",
-           "history_shows_growth", "memory_envelope", "mirror_bias", "peak_prior_from_keys"]
+__all__ = ["CALIBRATED", "METRICS", "MIN_FLEET_RUNS", "MIN_KEY_EXPONENT", "Bias", "CostPoint", "Estimate",
+           "Extrapolation", "Growth", "MirroredRun", "combine", "extrapolate", "fit_growth", "fit_scaling",
+           "history_noise", "history_shows_growth", "memory_envelope", "mirror_bias", "peak_prior_from_keys"]
 
 METRICS = ("peak_rss_bytes", "cpu_seconds", "wall_seconds")
 """The metrics extrapolated, in the order of :class:`CostPoint`'s fields."""
@@ -390,6 +390,13 @@ class Bias(NamedTuple):
     runs: int
     own: bool = True
     """Read from the task's own runs; False: from other tasks' (the fleet's)."""
+    scatter: float = 0.0
+    """How far one calibrated past run missed (log space, at least the metric's noise)."""
+
+    def miss(self) -> float:
+        """The half-width (log space) of a calibrated mirror's band on the task's own runs: one run's
+        scatter and the factor's own uncertainty together, ``sqrt(scatter**2 + spread**2)``."""
+        return math.hypot(self.scatter, self.spread)
 
 
 def mirror_bias(mirrored: Sequence[MirroredRun], metric: str, prior: tuple[float, ...]) -> Bias | None:
@@ -426,8 +433,9 @@ def mirror_bias(mirrored: Sequence[MirroredRun], metric: str, prior: tuple[float
         return None
     mean = sum(logs) / len(logs)
     scatter = math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1)) if len(logs) > 1 else 0.0
-    spread = max(scatter, _NOISE[metric]) / (math.sqrt(len(logs)) if own else 1.0)
-    return Bias(math.exp(mean), spread, len(logs), bool(own))
+    scatter = max(scatter, _NOISE[metric])
+    spread = scatter / (math.sqrt(len(logs)) if own else 1.0)
+    return Bias(math.exp(mean), spread, len(logs), bool(own), scatter)
 
 
 def _metric(now: Sequence[CostPoint], history: _Fit | None, metric: str, target: float,
@@ -438,10 +446,14 @@ def _metric(now: Sequence[CostPoint], history: _Fit | None, metric: str, target:
         mirror = _fit([p.size for p in now], [p.value(metric) for p in now], target,
                       floor=_FLOOR[metric], noise=_NOISE[metric], prior=prior)
         if bias is not None:
-            widen = math.exp(bias.spread)
+            value = mirror.value * bias.factor
+            if bias.own:  # the band its own past runs showed: how far a calibrated mirror of this task misses
+                low, high = value / math.exp(bias.miss()), value * math.exp(bias.miss())
+            else:  # another task's miss is only a hint: the fit's band, widened by how far tasks differ
+                low, high = mirror.low * bias.factor / math.exp(bias.spread), mirror.high * bias.factor * math.exp(
+                    bias.spread)
             mirror = mirror._replace(
-                value=mirror.value * bias.factor, low=mirror.low * bias.factor / widen,
-                high=mirror.high * bias.factor * widen,
+                value=value, low=low, high=high,
                 model=f"{mirror.model} x{bias.factor:.2f} (mirrors on {bias.runs} past run(s) of "
                       f"{'this task' if bias.own else 'other tasks'})")
         sources.append(("mirror", mirror.value, mirror.low, mirror.high, mirror.model))

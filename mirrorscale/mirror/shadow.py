@@ -42,8 +42,9 @@ from mirrorscale.mirror.transport import UnsendableInput
 from mirrorscale.policy import TaskPolicy, parse_byte_size
 from mirrorscale.store.models import ResourceShadow, utcnow
 
-__all__ = ["DEFAULT_TIMEOUT", "FLEET_RUNS", "HISTORY_RUNS", "MirrorError", "default_memory_cap", "mirror_task", "mirrored_run",
-           "past_evidence", "past_full_runs", "past_mirrored_runs", "peak_increase", "preview", "shadow_points"]
+__all__ = ["DEFAULT_TIMEOUT", "FLEET_RUNS", "HISTORY_RUNS", "MirrorError", "default_memory_cap", "mirror_task",
+           "mirrored_run", "past_evidence", "past_full_runs", "past_mirrored_runs", "peak_increase", "preview",
+           "shadow_points"]
 
 DEFAULT_TIMEOUT = 300.0
 """Seconds a single mirror may run before it is killed."""

@@ -220,3 +220,14 @@ def test_a_larger_run_that_peaked_lower_makes_history_count_less_against_the_mir
     calm = dict(extrapolate(mirror, 120, history=smooth).peak_rss_bytes.shares)["history"]
     wary = dict(extrapolate(mirror, 120, history=stepped).peak_rss_bytes.shares)["history"]
     assert wary < calm - 0.05  # 98 % -> 92 % (the mirror, 20x away, stays far less sure than history)
+
+
+def test_a_mirror_calibrated_by_runs_it_predicted_well_outweighs_history_extrapolated_far() -> None:
+    # four past runs whose mirrors all missed by the same 1.25x: the calibrated mirror's band is what they showed
+    today = [CostPoint(s, 1e6 * s, 0.01 * s, 0.01 * s) for s in SIZES]
+    history = [(10, 10e6, 0.125, 0.125), (20, 20e6, 0.25, 0.25)]  # five-fold away from the target
+    plain = extrapolate(today, 100, history=history).cpu_seconds
+    calibrated = extrapolate(today, 100, history=history,
+                             mirrored=[_mirrored(n, 1.25) for n in (10, 12, 16, 20)]).cpu_seconds
+    assert dict(calibrated.shares)["mirror"] > dict(plain.shares)["mirror"] + 0.2
+    assert calibrated.high / calibrated.low < plain.high / plain.low
