@@ -74,7 +74,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["CALIBRATED", "METRICS", "MIN_FLEET_RUNS", "MIN_KEY_EXPONENT", "Bias", "CostPoint", "Estimate",
+__all__ = ["CALIBRATED", "METRICS", "MIN_FLEET_RUNS", "MIN_KEY_EXPONENT", "MIN_SCATTER_RUNS", "Bias", "CostPoint", "Estimate",
            "Extrapolation", "Growth", "MirroredRun", "combine", "extrapolate", "fit_growth", "fit_scaling",
            "history_noise", "history_shows_growth", "memory_envelope", "mirror_bias", "peak_prior_from_keys"]
 
@@ -83,6 +83,8 @@ METRICS = ("peak_rss_bytes", "cpu_seconds", "wall_seconds")
 
 MIN_FLEET_RUNS = 3
 """Other tasks' mirrored runs needed before they calibrate a task that has none of its own."""
+MIN_SCATTER_RUNS = 3
+"""A task's own mirrored runs needed before their scatter, not the fit, sets a calibrated mirror's band."""
 CALIBRATED = ("cpu_seconds", "wall_seconds")
 """The metrics whose mirror estimates past mirrored runs scale (:func:`mirror_bias`)."""
 _NOISE = {"peak_rss_bytes": 0.05, "cpu_seconds": 0.08, "wall_seconds": 0.1}
@@ -447,9 +449,9 @@ def _metric(now: Sequence[CostPoint], history: _Fit | None, metric: str, target:
                       floor=_FLOOR[metric], noise=_NOISE[metric], prior=prior)
         if bias is not None:
             value = mirror.value * bias.factor
-            if bias.own:  # the band its own past runs showed: how far a calibrated mirror of this task misses
+            if bias.own and bias.runs >= MIN_SCATTER_RUNS:  # the band its own runs showed: how far it misses
                 low, high = value / math.exp(bias.miss()), value * math.exp(bias.miss())
-            else:  # another task's miss is only a hint: the fit's band, widened by how far tasks differ
+            else:  # too few runs to show a scatter, or other tasks': the fit's band, widened by the factor's doubt
                 low, high = mirror.low * bias.factor / math.exp(bias.spread), mirror.high * bias.factor * math.exp(
                     bias.spread)
             mirror = mirror._replace(

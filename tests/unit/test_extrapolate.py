@@ -231,3 +231,5 @@ def test_a_mirror_calibrated_by_runs_it_predicted_well_outweighs_history_extrapo
                              mirrored=[_mirrored(n, 1.25) for n in (10, 12, 16, 20)]).cpu_seconds
     assert dict(calibrated.shares)["mirror"] > dict(plain.shares)["mirror"] + 0.2
     assert calibrated.high / calibrated.low < plain.high / plain.low
+    two = extrapolate(today, 100, history=history, mirrored=[_mirrored(n, 1.25) for n in (10, 20)]).cpu_seconds
+    assert dict(two.shares)["mirror"] < dict(calibrated.shares)["mirror"]  # two runs cannot show a scatter yet
