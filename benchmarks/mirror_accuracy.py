@@ -1,7 +1,8 @@
 """How well does a 5 % mirror predict the full run? Prints one row per workload.
 
     .venvs/core/bin/python benchmarks/mirror_accuracy.py [--only NAME ...] [--fraction 0.05] [--repeat 3]
-        [--rows-only] [--history [SHARE ...]] [--json FILE] [--plot PNG [--compare OTHER.json ...] [--plot-only]]
+        [--rows-only] [--history [SHARE ...]] [--no-calibration] [--json FILE]
+        [--plot PNG [--compare OTHER.json ...] [--plot-only]]
 
 For each workload of :mod:`workloads`, ``preview()`` mirrors the task with its
 defaults (a probe on 0.1 % of the input, samples at 1 % and 5 %, niceness +10;
@@ -33,8 +34,14 @@ with the first run. Columns:
 ``--rows-only`` samples every argument by position (no keyed samples, no key
 profiles), to compare; ``--history`` first runs the task on 25 % and 50 % of
 its input (or on the shares given: ``--history 0.125 0.25 0.375 0.5``; row
-samples, each run twice and the second measured, like the full run) and
-gives those to ``preview`` as the task's past full runs. A
+samples, each run twice and the second measured, like the full run), previews
+each of those runs first (``--no-calibration``: not), and gives them to
+``preview`` as the task's past full runs and past mirrored runs. The summary
+then also says what history alone and today's mirrors alone (uncalibrated and
+calibrated) would have predicted; without history, what each workload's
+mirrors read when calibrated by the other workloads' mirrored runs (leave one
+out). ``--json`` writes the median rows and every run's rows with their points,
+so an estimator can be re-run on the same measurements. A
 workload marked ``variant_of`` (another workload with samplers a user would
 name) is shown but not counted in the summary's medians.
 
