@@ -79,12 +79,12 @@ HISTORY_FRACTIONS = (0.25, 0.5)
 
 
 def past_runs(workload: Workload, args: Any, kwargs: Any, shares: tuple[float, ...] = HISTORY_FRACTIONS,
-              fraction: float = 0.05, mirrored: bool = True) -> tuple[list[CostPoint], list[MirroredRun]]:
+              fraction: float = 0.05, calibrate: bool = True) -> tuple[list[CostPoint], list[MirroredRun]]:
     """Run the task on ``shares`` of its input, measured like the judged full run: its history.
 
     Each share runs twice and the second run counts, as for the full run (see
     the module docstring: a first run may pay for faulting in fresh memory).
-    With ``mirrored`` each share is first previewed as production previews a
+    With ``calibrate`` each share is first previewed as production previews a
     run (its own samples, the history before it), so today's preview also gets
     the task's past mirrored runs.
     """
@@ -94,7 +94,7 @@ def past_runs(workload: Workload, args: Any, kwargs: Any, shares: tuple[float, .
     for share in shares:
         part = sample_inputs(args, kwargs, fraction=share, seed=1, samplers=rows)
         shadow = preview(workload.fn, part.args, part.kwargs, sample_fraction=fraction,
-                         samplers=workload.samplers or None, history=points) if mirrored else None
+                         samplers=workload.samplers or None, history=points) if calibrate else None
         run_sandboxed(workload.fn, part.args, part.kwargs, mirror=False, niceness=0)
         call = run_sandboxed(workload.fn, part.args, part.kwargs, mirror=False, niceness=0).call
         if call is None:
@@ -102,7 +102,8 @@ def past_runs(workload: Workload, args: Any, kwargs: Any, shares: tuple[float, .
         point = CostPoint(part.sampled_bytes, call.peak_rss_increase_bytes, call.cpu_seconds,
                           call.uncontended_wall_seconds)
         if shadow is not None and shadow.outcome == "ok" and shadow_points(shadow):
-            calibration.append(MirroredRun(shadow_points(shadow), replace(point, size=float(shadow.full_input_bytes))))
+            full = replace(point, size=float(shadow.full_input_bytes))  # measured as the mirrors' samples were
+            calibration.append(MirroredRun(shadow_points(shadow), full))
         points.append(point)
     return points, calibration
 
@@ -156,7 +157,8 @@ def measure(workload: Workload, fraction: float, seed: int, args: Any, kwargs: A
         row.update(history_peak_err=alone.peak_rss_bytes.value / max(call.peak_rss_increase_bytes, 1) - 1,
                    history_wall_err=alone.wall_seconds.value / fair_wall - 1)
     row.update(history_points=[list(astuple(p)) for p in past],
-               calibration=[[[list(astuple(p)) for p in run.mirror], list(astuple(run.actual))] for run in calibration],
+               calibration=[[[list(astuple(p)) for p in run.mirror], list(astuple(run.actual))]
+                            for run in calibration],
                mirror_points=[list(astuple(p)) for p in shadow_points(shadow)],
                full_point=[float(shadow.full_input_bytes), float(call.peak_rss_increase_bytes), call.cpu_seconds,
                            fair_wall])

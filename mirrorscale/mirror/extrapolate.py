@@ -74,8 +74,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["CALIBRATED", "METRICS", "MIN_FLEET_RUNS", "MIN_KEY_EXPONENT", "MIN_SCATTER_RUNS", "Bias", "CostPoint", "Estimate",
-           "Extrapolation", "Growth", "MirroredRun", "combine", "extrapolate", "fit_growth", "fit_scaling",
+__all__ = ["CALIBRATED", "METRICS", "MIN_FLEET_RUNS", "MIN_KEY_EXPONENT", "MIN_SCATTER_RUNS", "Bias", "CostPoint",
+           "Estimate", "Extrapolation", "Growth", "MirroredRun", "combine", "extrapolate", "fit_growth", "fit_scaling",
            "history_noise", "history_shows_growth", "memory_envelope", "mirror_bias", "peak_prior_from_keys"]
 
 METRICS = ("peak_rss_bytes", "cpu_seconds", "wall_seconds")
