@@ -101,9 +101,10 @@ def past_runs(workload: Workload, args: Any, kwargs: Any, shares: tuple[float, .
             continue
         point = CostPoint(part.sampled_bytes, call.peak_rss_increase_bytes, call.cpu_seconds,
                           call.uncontended_wall_seconds)
-        if shadow is not None and shadow.outcome == "ok" and shadow_points(shadow):
+        measured = shadow_points(shadow) if shadow is not None and shadow.outcome == "ok" else ()
+        if measured:
             full = replace(point, size=float(shadow.full_input_bytes))  # measured as the mirrors' samples were
-            calibration.append(MirroredRun(shadow_points(shadow), full))
+            calibration.append(MirroredRun(measured, full))
         points.append(point)
     return points, calibration
 
@@ -156,14 +157,14 @@ def measure(workload: Workload, fraction: float, seed: int, args: Any, kwargs: A
         alone = extrapolate([], shadow.full_input_bytes, history=past)
         row.update(history_peak_err=alone.peak_rss_bytes.value / max(call.peak_rss_increase_bytes, 1) - 1,
                    history_wall_err=alone.wall_seconds.value / fair_wall - 1)
+    today = list(shadow_points(shadow))
     row.update(history_points=[list(astuple(p)) for p in past],
                calibration=[[[list(astuple(p)) for p in run.mirror], list(astuple(run.actual))]
                             for run in calibration],
-               mirror_points=[list(astuple(p)) for p in shadow_points(shadow)],
+               mirror_points=[list(astuple(p)) for p in today],
                full_point=[float(shadow.full_input_bytes), float(call.peak_rss_increase_bytes), call.cpu_seconds,
                            fair_wall])
     if calibration:  # today's mirrors without the history, without and with their past runs' calibration
-        today = list(shadow_points(shadow))
         for name, given in (("mirror_wall_err", ()), ("calibrated_wall_err", calibration)):
             row[name] = extrapolate(today, shadow.full_input_bytes, mirrored=given).wall_seconds.value / fair_wall - 1
     return row

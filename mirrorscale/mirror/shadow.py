@@ -239,7 +239,15 @@ def past_full_runs(store: Any, key: tuple[str, str, str], limit: int = HISTORY_R
     taken off. Runs without a measured peak rise or input size say nothing about
     growth and are left out.
     """
-    traces = store.traces_since(key, None, limit=max(50, 2 * limit))
+    return _full_runs(_recent_traces(store, key, limit), limit)
+
+
+def _recent_traces(store: Any, key: tuple[str, str, str], limit: int) -> list[Any]:
+    """The task's newest traces that :func:`past_full_runs` and :func:`past_mirrored_runs` read (one query)."""
+    return store.traces_since(key, None, limit=max(50, 2 * limit))
+
+
+def _full_runs(traces: Sequence[Any], limit: int) -> tuple[tuple[float, float, float, float], ...]:
     runs = ((t, peak_increase(t)) for t in traces if t.outcome == "success" and t.input_size_bytes)
     return tuple((float(t.input_size_bytes), float(peak), float(t.cpu_seconds or 0), float(t.wall_seconds or 0))
                  for t, peak in runs if peak)[-limit:]
@@ -251,9 +259,14 @@ def past_mirrored_runs(store: Any, key: tuple[str, str, str], limit: int = HISTO
     A task with none of its own gets other tasks' newest ones (``own=False``,
     up to :data:`FLEET_RUNS`): their mirrors' usual miss on this installation.
     """
+    return _mirrored_runs(store, key, _recent_traces(store, key, limit), limit)
+
+
+def _mirrored_runs(store: Any, key: tuple[str, str, str], traces: Sequence[Any],
+                   limit: int) -> tuple[MirroredRun, ...]:
     shadows = store.recent_shadows(key, limit=limit)
-    traces = {t.run_id: t for t in store.traces_since(key, None, limit=max(50, 2 * limit)) if t.outcome == "success"}
-    runs = (mirrored_run(shadow, traces.get(shadow.run_id)) for shadow in reversed(shadows) if shadow.run_id)
+    by_run = {t.run_id: t for t in traces if t.outcome == "success"}
+    runs = (mirrored_run(shadow, by_run.get(shadow.run_id)) for shadow in reversed(shadows) if shadow.run_id)
     own = tuple(run for run in runs if run is not None)
     if own:
         return own
@@ -291,8 +304,13 @@ def shadow_points(shadow: Any) -> tuple[CostPoint, ...]:
 
 
 def past_evidence(store: Any, key: tuple[str, str, str]) -> dict[str, tuple[Any, ...]]:
-    """What :func:`preview` takes from task ``key``'s past: ``history`` and ``mirrored`` (as keywords)."""
-    return {"history": past_full_runs(store, key), "mirrored": past_mirrored_runs(store, key)}
+    """What :func:`preview` takes from task ``key``'s past: ``history`` and ``mirrored`` (as keywords).
+
+    The task's traces are read once for both.
+    """
+    traces = _recent_traces(store, key, HISTORY_RUNS)
+    return {"history": _full_runs(traces, HISTORY_RUNS),
+            "mirrored": _mirrored_runs(store, key, traces, HISTORY_RUNS)}
 
 
 def peak_increase(trace: Any) -> int:
