@@ -1,7 +1,7 @@
 """How well does a 5 % mirror predict the full run? Prints one row per workload.
 
     .venvs/core/bin/python benchmarks/mirror_accuracy.py [--only NAME ...] [--fraction 0.05] [--repeat 3]
-        [--rows-only] [--history [SHARE ...]] [--no-calibration] [--json FILE]
+        [--rows-only] [--history [SHARE ...] [--drift]] [--no-calibration] [--json FILE]
         [--plot PNG [--compare OTHER.json ...] [--plot-only]]
 
 For each workload of :mod:`workloads`, ``preview()`` mirrors the task with its
@@ -40,7 +40,11 @@ each of those runs first (``--no-calibration``: not), and gives them to
 then also says what history alone and today's mirrors alone (uncalibrated and
 calibrated) would have predicted; without history, what each workload's
 mirrors read when calibrated by the other workloads' mirrored runs (leave one
-out). ``--json`` writes the median rows and every run's rows with their points,
+out). ``--drift`` (with ``--history``) gives the past runs yesterday's input
+and today's preview and full run an input changed in content (each
+workload's ``drifted`` input: more distinct keys, a larger dimension table,
+already sorted, ...; about as many bytes): what history alone cannot know, and
+what a mirror is for. ``--json`` writes the median rows and every run's rows with their points,
 so an estimator can be re-run on the same measurements. A
 workload marked ``variant_of`` (another workload with samplers a user would
 name) is shown but not counted in the summary's medians.
@@ -110,17 +114,21 @@ def past_runs(workload: Workload, args: Any, kwargs: Any, shares: tuple[float, .
 
 
 def measure(workload: Workload, fraction: float, seed: int, args: Any, kwargs: Any,
-            rows_only: bool = False, history: tuple[float, ...] = (), calibrate: bool = True) -> dict[str, Any]:
+            rows_only: bool = False, history: tuple[float, ...] = (), calibrate: bool = True,
+            past_input: tuple[Any, Any] | None = None) -> dict[str, Any]:
     """Mirror one workload, run it in full, and compare.
 
     ``rows_only``: positional samples, never keyed; ``history``: the task's
     earlier runs on a quarter and a half of the input are given to ``preview``,
-    and with ``calibrate`` their own previews too (:func:`past_runs`).
+    and with ``calibrate`` their own previews too (:func:`past_runs`);
+    ``past_input``: those runs' input when it is not today's (``--drift``).
     """
     samplers = dict(workload.samplers)
     if rows_only:
         samplers = {**{str(i): "rows" for i in range(len(args))}, **{k: "rows" for k in kwargs}, **samplers}
-    past, calibration = past_runs(workload, args, kwargs, history, fraction, calibrate) if history else ([], [])
+    past_args, past_kwargs = past_input or (args, kwargs)
+    past, calibration = past_runs(workload, past_args, past_kwargs, history, fraction,
+                                  calibrate) if history else ([], [])
     server0, started, parent0 = forkserver_usage(), time.perf_counter(), time.process_time()
     shadow = preview(workload.fn, args, kwargs, sample_fraction=fraction, samplers=samplers or None, history=past,
                      mirrored=calibration)
@@ -238,6 +246,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     done = [r for r in rows if "peak_err" in r and not r.get("variant")]
     if not done:
         return
+    if any("drift" in r for r in done):
+        print("\ntoday's input changed in content since the past runs: "
+              + "; ".join(f"{r['workload']}: {r['drift']}" for r in done if "drift" in r))
     if len(done) < len([r for r in rows if "peak_err" in r]):
         print(f"\nsummary over the {len(done)} base workloads (variants, which name other samplers, not counted)")
     peak = [abs(r["peak_err"]) for r in done]
@@ -351,6 +362,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--history", nargs="*", type=float, metavar="SHARE",
                         help="give preview the task's runs on these shares of the input as its history "
                              "(without shares: 0.25 0.5)")
+    parser.add_argument("--drift", action="store_true",
+                        help="with --history: the past runs see yesterday's input, today's has changed in content "
+                             "(each workload's drifted input, about as many bytes)")
     parser.add_argument("--no-calibration", action="store_true",
                         help="with --history: do not preview the past runs, so preview gets no past mirrored runs")
     parser.add_argument("--json", metavar="FILE", help="also write the table's rows (and the run's label) as JSON")
@@ -370,21 +384,29 @@ def main(argv: list[str] | None = None) -> None:
     history = () if options.history is None else tuple(options.history or HISTORY_FRACTIONS)
     if any(not 0 < share < 1 for share in history):
         parser.error(f"--history shares must be between 0 and 1, got {list(history)}")
-    chosen = [w for w in WORKLOADS if not options.only or w.name in options.only]
+    if options.drift and not history:
+        parser.error("--drift needs --history: it changes today's input against the past runs'")
+    chosen = [w for w in WORKLOADS if (not options.only or w.name in options.only)
+              and (w.drifted is not None or not options.drift)]
     preview(len, ([0] * 1000,))  # one-time imports of the caller and the warm forkserver, not any workload's cost
     started, loads = time.perf_counter(), []
     runs: list[list[dict[str, Any]]] = [[] for _ in range(options.repeat)]
     for workload in chosen:
         args, kwargs = workload.make_input(options.seed)
+        past_input = None
+        if options.drift and workload.drifted is not None:
+            past_input, (args, kwargs) = (args, kwargs), workload.drifted(options.seed)
         for i in range(options.repeat):
             loads.append(os.getloadavg()[0])
             row = measure(workload, options.fraction, options.seed, args, kwargs, options.rows_only, history,
-                          not options.no_calibration)
+                          not options.no_calibration, past_input)
+            if past_input is not None:
+                row["drift"] = workload.drift
             runs[i].append(row)
             print(f"  {workload.name} run {i + 1}: peak {_pct(row.get('peak_err', float('nan')))} wall* "
                   f"{_pct(row.get('wall_err', float('nan')))} mirror cpu {row.get('mirror_cpu', float('nan')):.1%}",
                   file=sys.stderr, flush=True)
-        del args, kwargs
+        del args, kwargs, past_input
     if not history:
         for rows in runs:
             add_fleet_errors(rows)
@@ -401,6 +423,8 @@ def main(argv: list[str] | None = None) -> None:
     label = f"history ({', '.join(f'{share:.1%}' for share in history)} runs)" if history else "no history"
     if history and options.no_calibration:
         label += " without past mirrors"
+    if options.drift:
+        label += ", today's content changed"
     document = {"label": label + (" rows only" if options.rows_only else ""), "repeat": options.repeat,
                 "rows": rows, "runs": runs}  # every run's rows too: estimators can be re-run on their points
     if options.json:

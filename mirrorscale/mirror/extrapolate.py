@@ -63,6 +63,15 @@ belongs to the task and the machine rather than to today's input. Their
 geometric-mean miss (:func:`mirror_bias`) scales today's mirror estimate of
 those two metrics, and its uncertainty widens the band (so a few runs that
 disagree count for little).
+
+The same past mirrored runs also tell whether today's input differs from
+theirs in *content*, not only in size (more distinct keys, longer records,
+data that arrives sorted): their mirrors sampled yesterday's input the way
+today's mirror samples today's, so what today's largest mirror cost over what
+theirs would have cost at its sample size (:func:`content_drift`) is the
+change, with the mirrors' own errors cancelled. History, which knows only
+yesterday's content, is scaled by it (all three metrics) when it exceeds the
+noise of that comparison.
 """
 
 from __future__ import annotations
@@ -75,7 +84,8 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["CALIBRATED", "METRICS", "MIN_FLEET_RUNS", "MIN_KEY_EXPONENT", "MIN_SCATTER_RUNS", "Bias", "CostPoint",
-           "Estimate", "Extrapolation", "Growth", "MirroredRun", "combine", "extrapolate", "fit_growth", "fit_scaling",
+           "Drift", "Estimate", "Extrapolation", "Growth", "MirroredRun", "combine", "content_drift", "extrapolate",
+           "fit_growth", "fit_scaling",
            "history_noise", "history_shows_growth", "memory_envelope", "mirror_bias", "peak_prior_from_keys"]
 
 METRICS = ("peak_rss_bytes", "cpu_seconds", "wall_seconds")
@@ -84,6 +94,8 @@ METRICS = ("peak_rss_bytes", "cpu_seconds", "wall_seconds")
 MIN_FLEET_RUNS = 3
 """Other tasks' mirrored runs needed before they calibrate a task that has none of its own."""
 MIN_SCATTER_RUNS = 3
+DRIFT_REACH = 4.0
+"""Today's largest mirror may sample at most this many times more than the past mirrors did to be compared."""
 """A task's own mirrored runs needed before their scatter, not the fit, sets a calibrated mirror's band."""
 CALIBRATED = ("cpu_seconds", "wall_seconds")
 """The metrics whose mirror estimates past mirrored runs scale (:func:`mirror_bias`)."""
@@ -440,9 +452,64 @@ def mirror_bias(mirrored: Sequence[MirroredRun], metric: str, prior: tuple[float
     return Bias(math.exp(mean), spread, len(logs), bool(own), scatter)
 
 
+class Drift(NamedTuple):
+    """How today's input differs in content from the past runs', as today's mirror reads it against theirs.
+
+    ``factor`` is what today's largest mirror cost over what the task's past
+    mirrors cost at that sample size (their growth law); ``spread`` the log
+    uncertainty of that comparison; ``weight`` the share of the factor that
+    is applied (0 when the difference is within the noise).
+    """
+
+    factor: float
+    spread: float
+    weight: float
+
+    def applied(self) -> float:
+        """The factor as applied to history: ``factor ** weight``."""
+        return self.factor**self.weight
+
+
+def content_drift(mirrored: Sequence[MirroredRun], now: Sequence[CostPoint], metric: str,
+                  prior: tuple[float, ...]) -> Drift | None:
+    """Has the input's content changed since the task's past runs? Today's mirror against the past mirrors.
+
+    History extrapolates what inputs *like the past ones* cost; when today's
+    has more distinct keys, longer records or arrives sorted, its full run
+    costs more or less than its size says, and only today's mirror sees it.
+    The task's own past mirrored runs sampled yesterday's input the same way,
+    so their mirrors' points, pooled and fitted (under ``prior``), say what
+    today's largest mirror would have cost on yesterday's content; the ratio
+    is the drift, and the mirrors' own errors (small caches, hash tables that
+    double) cancel in it, which they do not between a mirror and a full run.
+    Its ``spread`` is the pooled points' scatter around their law (at least
+    the metric's noise) with the law's band at today's size; a difference
+    within that is noise and shrinks towards nothing: ``weight = max(0, 1 -
+    spread**2 / log(factor)**2)``. None without own mirrored runs at two sizes.
+    """
+    pool = [p for run in mirrored if run.own for p in run.mirror if p.size > 0]
+    sized = [p for p in now if p.size > 0]
+    if not sized or len({p.size for p in pool}) < 2:
+        return None
+    today = max(sized, key=lambda p: p.size)
+    if today.size > DRIFT_REACH * max(p.size for p in pool):
+        return None  # the past mirrors sampled far less: comparing would be an extrapolation of its own
+    sizes, costs = [p.size for p in pool], [p.value(metric) for p in pool]
+    law = _fit(sizes, costs, today.size, floor=_FLOOR[metric], noise=_NOISE[metric], prior=prior)
+    best = fit_growth(sizes, costs, noise=_NOISE[metric], floor=_FLOOR[metric], prior=prior)[0][1]
+    floor = _FLOOR[metric]  # costs below it are read as it: a mirror too quick to time says "at most this"
+    logs = [math.log(max(c, floor) / max(best.at(s), floor)) for s, c in zip(sizes, costs)]
+    scatter = math.sqrt(sum(x * x for x in logs) / max(len(logs) - 3, 1)) if len(logs) > 3 else 0.0
+    spread = math.hypot(max(scatter, _NOISE[metric]), math.log(max(law.high, floor) / max(law.low, floor)) / 2)
+    shift = math.log(max(today.value(metric), floor) / max(law.value, floor))
+    weight = max(0.0, 1.0 - spread**2 / shift**2) if shift else 0.0
+    return Drift(math.exp(shift), spread, weight)
+
+
 def _metric(now: Sequence[CostPoint], history: _Fit | None, metric: str, target: float,
-            prior: tuple[float, ...], bias: Bias | None = None) -> Estimate:
-    """One metric: the mirror fit under ``prior`` (scaled by the mirrors' past ``bias``) and history's fit, combined."""
+            prior: tuple[float, ...], bias: Bias | None = None, drift: Drift | None = None) -> Estimate:
+    """One metric: the mirror fit under ``prior`` (scaled by the mirrors' past ``bias``) and history's fit
+    (scaled by the input's content ``drift``), combined."""
     sources, exponent = [], None
     if now:
         mirror = _fit([p.size for p in now], [p.value(metric) for p in now], target,
@@ -460,6 +527,12 @@ def _metric(now: Sequence[CostPoint], history: _Fit | None, metric: str, target:
                       f"{'this task' if bias.own else 'other tasks'})")
         sources.append(("mirror", mirror.value, mirror.low, mirror.high, mirror.model))
         exponent = mirror.exponent
+    if history is not None and drift is not None and drift.weight > 0:
+        scale, doubt = drift.applied(), math.exp(drift.spread * drift.weight)
+        history = history._replace(
+            value=history.value * scale, low=history.low * scale / doubt, high=history.high * scale * doubt,
+            model=f"{history.model} x{scale:.2f} (today's content: its mirror read x{drift.factor:.2f} what past "
+                  f"mirrors did)")
     if history is not None:
         sources.append(("history", history.value, history.low, history.high, history.model))
         exponent = exponent if exponent is not None else history.exponent
@@ -497,7 +570,8 @@ def extrapolate(mirror: Sequence[CostPoint], target_size: float, *,
         if metric == "wall_seconds" and metrics["cpu_seconds"].exponent is not None and not past:
             prior = (metrics["cpu_seconds"].exponent, _PRIOR_SIGMA[metric])  # wall grows like the CPU it needs
         bias = mirror_bias(mirrored, metric, prior) if metric in CALIBRATED and now else None
-        metrics[metric] = _metric(now, past_fit, metric, target_size, prior, bias)
+        drift = content_drift(mirrored, now, metric, prior) if past_fit is not None else None
+        metrics[metric] = _metric(now, past_fit, metric, target_size, prior, bias, drift)
     return Extrapolation(target_size=target_size, **metrics)
 
 

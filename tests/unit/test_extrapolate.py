@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mirrorscale.mirror.extrapolate import (CostPoint, MirroredRun, extrapolate, fit_growth, fit_scaling,
-                                            history_noise, memory_envelope, mirror_bias, peak_prior_from_keys)
+from mirrorscale.mirror.extrapolate import (METRICS, CostPoint, MirroredRun, content_drift, extrapolate, fit_growth,
+                                            fit_scaling, history_noise, memory_envelope, mirror_bias,
+                                            peak_prior_from_keys)
 
 SIZES = [0.1, 1, 5]  # probe, 1 % and 5 % of an input of size 100
 
@@ -233,3 +234,48 @@ def test_a_mirror_calibrated_by_runs_it_predicted_well_outweighs_history_extrapo
     assert calibrated.high / calibrated.low < plain.high / plain.low
     two = extrapolate(today, 100, history=history, mirrored=[_mirrored(n, 1.25) for n in (10, 20)]).cpu_seconds
     assert dict(two.shares)["mirror"] < dict(calibrated.shares)["mirror"]  # two runs cannot show a scatter yet
+
+
+def _past(full: float, per_unit: float = 1.0) -> MirroredRun:
+    """A past run of size ``full`` whose content cost ``per_unit`` times the base, its mirrors at 0.1 %, 1 % and 5 %."""
+    def cost(size: float) -> CostPoint:
+        return CostPoint(size, 1e6 * size * per_unit, 0.01 * size * per_unit, 0.01 * size * per_unit)
+
+    return MirroredRun(tuple(cost(full * f) for f in (0.001, 0.01, 0.05)), cost(full))
+
+
+def test_todays_content_that_costs_twice_as_much_moves_history_with_it() -> None:
+    # past runs (and their mirrors) on yesterday's content; today's input has as many bytes, each costing double
+    past = [_past(n) for n in (60, 80, 90)]
+    history = [run.actual for run in past]
+    today = [CostPoint(s, 2e6 * s, 0.02 * s, 0.02 * s) for s in SIZES]
+    same = [CostPoint(s, 1e6 * s, 0.01 * s, 0.01 * s) for s in SIZES]
+    drifted = extrapolate(today, 100, history=history, mirrored=past)
+    unchanged = extrapolate(same, 100, history=history, mirrored=past)
+    blind = extrapolate(today, 100, history=history)  # no past mirrors: nothing to compare today's with
+    plain = extrapolate(same, 100, history=history)
+    for metric in METRICS:
+        assert getattr(drifted, metric).value == pytest.approx(2 * getattr(unchanged, metric).value, rel=0.1)
+        assert getattr(blind, metric).value < 1.5 * getattr(unchanged, metric).value  # history held it back
+        assert getattr(unchanged, metric).value == pytest.approx(getattr(plain, metric).value, rel=0.02)
+    assert "today's content: its mirror read x2.00" in drifted.peak_rss_bytes.model
+
+
+def test_a_difference_within_the_noise_is_not_read_as_drift() -> None:
+    past = [_past(n) for n in (60, 80, 90)]
+    today = [CostPoint(s, 1.03e6 * s, 0.0103 * s, 0.0103 * s) for s in SIZES]
+    drift = content_drift(past, today, "peak_rss_bytes", (1.0, 0.3))
+    assert drift is not None and drift.factor == pytest.approx(1.03, rel=0.01)
+    assert drift.weight == 0 and drift.applied() == 1
+    with_past = extrapolate(today, 100, history=[run.actual for run in past], mirrored=past).peak_rss_bytes
+    without = extrapolate(today, 100, history=[run.actual for run in past]).peak_rss_bytes
+    assert with_past.value == pytest.approx(without.value)  # memory is not calibrated either
+
+
+def test_other_tasks_runs_and_far_smaller_past_samples_say_nothing_of_todays_content() -> None:
+    today = [CostPoint(s, 2e6 * s, 0.02 * s, 0.02 * s) for s in SIZES]
+    fleet = [MirroredRun(run.mirror, run.actual, own=False) for run in (_past(n) for n in (60, 80, 90))]
+    assert content_drift(fleet, today, "cpu_seconds", (1.0, 0.1)) is None
+    small = [_past(n) for n in (10, 15)]  # their 5 % mirrors sampled 0.75 units; today's 5: beyond DRIFT_REACH
+    assert content_drift(small, today, "cpu_seconds", (1.0, 0.1)) is None
+    assert content_drift([_past(80)], today, "cpu_seconds", (1.0, 0.1)).weight > 0.9
