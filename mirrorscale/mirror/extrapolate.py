@@ -83,7 +83,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["CALIBRATED", "METRICS", "MIN_FLEET_RUNS", "MIN_KEY_EXPONENT", "MIN_SCATTER_RUNS", "Bias", "CostPoint",
+__all__ = ["CALIBRATED", "DRIFT_REACH", "DRIFT_SIGMAS", "METRICS", "MIN_FLEET_RUNS", "MIN_KEY_EXPONENT", "MIN_SCATTER_RUNS", "Bias", "CostPoint",
            "Drift", "Estimate", "Extrapolation", "Growth", "MirroredRun", "combine", "content_drift", "extrapolate",
            "fit_growth", "fit_scaling",
            "history_noise", "history_shows_growth", "memory_envelope", "mirror_bias", "peak_prior_from_keys"]
@@ -94,9 +94,11 @@ METRICS = ("peak_rss_bytes", "cpu_seconds", "wall_seconds")
 MIN_FLEET_RUNS = 3
 """Other tasks' mirrored runs needed before they calibrate a task that has none of its own."""
 MIN_SCATTER_RUNS = 3
+"""A task's own mirrored runs needed before their scatter, not the fit, sets a calibrated mirror's band."""
 DRIFT_REACH = 4.0
 """Today's largest mirror may sample at most this many times more than the past mirrors did to be compared."""
-"""A task's own mirrored runs needed before their scatter, not the fit, sets a calibrated mirror's band."""
+DRIFT_SIGMAS = 2.0
+"""A content drift counts only beyond this many spreads of its comparison (:func:`content_drift`)."""
 CALIBRATED = ("cpu_seconds", "wall_seconds")
 """The metrics whose mirror estimates past mirrored runs scale (:func:`mirror_bias`)."""
 _NOISE = {"peak_rss_bytes": 0.05, "cpu_seconds": 0.08, "wall_seconds": 0.1}
@@ -483,9 +485,12 @@ def content_drift(mirrored: Sequence[MirroredRun], now: Sequence[CostPoint], met
     is the drift, and the mirrors' own errors (small caches, hash tables that
     double) cancel in it, which they do not between a mirror and a full run.
     Its ``spread`` is the pooled points' scatter around their law (at least
-    the metric's noise) with the law's band at today's size; a difference
-    within that is noise and shrinks towards nothing: ``weight = max(0, 1 -
-    spread**2 / log(factor)**2)``. None without own mirrored runs at two sizes.
+    the metric's noise) with the law's band at today's size. A difference
+    within :data:`DRIFT_SIGMAS` spreads is noise; beyond, it counts the more
+    the farther: ``weight = max(0, 1 - (DRIFT_SIGMAS * spread /
+    log(factor))**2)`` (measured on the benchmark's runs without drift, one
+    spread let noise through: the median wall error rose from 14.8 to 16.2 %).
+    None without own mirrored runs at two sizes.
     """
     pool = [p for run in mirrored if run.own for p in run.mirror if p.size > 0]
     sized = [p for p in now if p.size > 0]
@@ -502,7 +507,7 @@ def content_drift(mirrored: Sequence[MirroredRun], now: Sequence[CostPoint], met
     scatter = math.sqrt(sum(x * x for x in logs) / max(len(logs) - 3, 1)) if len(logs) > 3 else 0.0
     spread = math.hypot(max(scatter, _NOISE[metric]), math.log(max(law.high, floor) / max(law.low, floor)) / 2)
     shift = math.log(max(today.value(metric), floor) / max(law.value, floor))
-    weight = max(0.0, 1.0 - spread**2 / shift**2) if shift else 0.0
+    weight = max(0.0, 1.0 - (DRIFT_SIGMAS * spread / shift) ** 2) if shift else 0.0
     return Drift(math.exp(shift), spread, weight)
 
 

@@ -278,4 +278,4 @@ def test_other_tasks_runs_and_far_smaller_past_samples_say_nothing_of_todays_con
     assert content_drift(fleet, today, "cpu_seconds", (1.0, 0.1)) is None
     small = [_past(n) for n in (10, 15)]  # their 5 % mirrors sampled 0.75 units; today's 5: beyond DRIFT_REACH
     assert content_drift(small, today, "cpu_seconds", (1.0, 0.1)) is None
-    assert content_drift([_past(80)], today, "cpu_seconds", (1.0, 0.1)).weight > 0.9
+    assert content_drift([_past(80)], today, "cpu_seconds", (1.0, 0.1)).weight > 0.8
