@@ -83,10 +83,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["CALIBRATED", "DRIFT_REACH", "DRIFT_SIGMAS", "METRICS", "MIN_FLEET_RUNS", "MIN_KEY_EXPONENT", "MIN_SCATTER_RUNS", "Bias", "CostPoint",
-           "Drift", "Estimate", "Extrapolation", "Growth", "MirroredRun", "combine", "content_drift", "extrapolate",
-           "fit_growth", "fit_scaling",
-           "history_noise", "history_shows_growth", "memory_envelope", "mirror_bias", "peak_prior_from_keys"]
+__all__ = ["CALIBRATED", "DRIFT_REACH", "DRIFT_SIGMAS", "METRICS", "MIN_FLEET_RUNS", "MIN_KEY_EXPONENT",
+           "MIN_SCATTER_RUNS", "Bias", "CostPoint", "Drift", "Estimate", "Extrapolation", "Growth", "MirroredRun",
+           "combine", "content_drift", "extrapolate", "fit_growth", "fit_scaling", "history_noise",
+           "history_shows_growth", "memory_envelope", "mirror_bias", "peak_prior_from_keys"]
 
 METRICS = ("peak_rss_bytes", "cpu_seconds", "wall_seconds")
 """The metrics extrapolated, in the order of :class:`CostPoint`'s fields."""
