@@ -6,6 +6,7 @@
 
 For each workload of :mod:`workloads`, ``preview()`` mirrors the task with its
 defaults (a probe on 0.1 % of the input, samples at 1 % and 5 %, niceness +10;
+with ``--history`` the 1 % sample is left out and a past preview's probe stands for today's;
 a DataFrame whose integer keys grow sub-linearly is sampled by key, a list of
 keys is profiled: see :mod:`mirrorscale.mirror.keyed` and :mod:`mirrorscale.mirror.distinct`), then the full input runs in the same sandbox (a separate
 process, same monitor, niceness 0, nothing scaled) so both are measured the
@@ -73,7 +74,7 @@ from mirrorscale.mirror import preview
 from mirrorscale.mirror.extrapolate import CostPoint, MirroredRun, extrapolate
 from mirrorscale.mirror.samplers import sample_inputs
 from mirrorscale.mirror.sandbox import forkserver_usage, run_sandboxed, warm_up_seconds
-from mirrorscale.mirror.shadow import shadow_points
+from mirrorscale.mirror.shadow import measured_probe, shadow_points
 
 MIB = 2**20
 
@@ -108,7 +109,7 @@ def past_runs(workload: Workload, args: Any, kwargs: Any, shares: tuple[float, .
         measured = shadow_points(shadow) if shadow is not None and shadow.outcome == "ok" else ()
         if measured:
             full = replace(point, size=float(shadow.full_input_bytes))  # measured as the mirrors' samples were
-            calibration.append(MirroredRun(measured, full))
+            calibration.append(MirroredRun(measured, full, probe=measured_probe(shadow)))
         points.append(point)
     return points, calibration
 
@@ -155,7 +156,7 @@ def measure(workload: Workload, fraction: float, seed: int, args: Any, kwargs: A
         cold_wall=cold_wall, cold_wall_err=shadow.predicted_wall_seconds / cold_wall - 1,
         actual_cpu=call.cpu_seconds, predicted_cpu=shadow.predicted_cpu_seconds,
         cpu_err=shadow.predicted_cpu_seconds / max(call.cpu_seconds, 1e-6) - 1,
-        mirror_call_cpu_s=sum(m["cpu_seconds"] for m in mirrors),
+        mirror_call_cpu_s=sum(m["cpu_seconds"] for m in mirrors if not m.get("reused")),  # run today
         mirror_cpu_s=shadow.cost_cpu_seconds + parent_cpu + (fork_cpu or 0.0),
         mirror_cpu=(shadow.cost_cpu_seconds + parent_cpu + (fork_cpu or 0.0)) / call.cpu_seconds,
         parent_cpu_s=parent_cpu, fork_cpu_s=fork_cpu, preview_seconds=preview_seconds,

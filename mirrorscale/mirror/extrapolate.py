@@ -140,6 +140,8 @@ class MirroredRun:
     actual: CostPoint
     own: bool = True
     """A run of the task being mirrored; False: another task's (the fleet's), used when it has none."""
+    probe: CostPoint | None = None
+    """The fixed-cost probe this run's preview measured (None: it had none, or reused an earlier run's)."""
 
 
 @dataclass(frozen=True)

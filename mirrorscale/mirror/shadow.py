@@ -11,9 +11,12 @@ when the distinct keys grow sub-linearly, see :mod:`.keyed`; the evidence's
 ``keyed`` names the key and the distinct-key estimates) and draws smaller samples
 from that one: a *probe* (2 % of it, 0.1 % of the input by default) that
 measures what a call costs whatever its input, and 20 % of it (1 % of the
-input), so the growth law is read over a factor of fifty in size (when the
+input), so the growth law is read over a factor of fifty in size. When the
 task's history already spans input sizes, its full-size runs inform the
-growth and the estimate, and the 1 % mirror is left out). It runs one sandboxed mirror per sample, smallest first, each with
+growth and the estimate and the 1 % mirror is left out; when one of the
+task's newest past previews (:data:`PROBE_REUSE_RUNS`) measured a probe, that
+probe stands for today's, which is not run (a call's fixed cost belongs to
+the code, not to the day's data), so only the 5 % mirror runs. It runs one sandboxed mirror per sample, smallest first, each with
 the allocator and collector scaled to the sample (see
 :func:`~mirrorscale.mirror.sandbox.mimic_full_scale`), stops at the first
 mirror that fails (a probe that raises only drops the probe: a tiny sample can
@@ -42,9 +45,9 @@ from mirrorscale.mirror.transport import UnsendableInput
 from mirrorscale.policy import TaskPolicy, parse_byte_size
 from mirrorscale.store.models import ResourceShadow, utcnow
 
-__all__ = ["DEFAULT_TIMEOUT", "FLEET_RUNS", "HISTORY_RUNS", "MirrorError", "default_memory_cap", "mirror_task",
-           "mirrored_run", "past_evidence", "past_full_runs", "past_mirrored_runs", "peak_increase", "preview",
-           "shadow_points"]
+__all__ = ["DEFAULT_TIMEOUT", "FLEET_RUNS", "HISTORY_RUNS", "PROBE_REUSE_RUNS", "MirrorError", "default_memory_cap",
+           "measured_probe", "mirror_task", "mirrored_run", "past_evidence", "past_full_runs", "past_mirrored_runs",
+           "peak_increase", "preview", "shadow_points"]
 
 DEFAULT_TIMEOUT = 300.0
 """Seconds a single mirror may run before it is killed."""
@@ -52,6 +55,8 @@ HISTORY_RUNS = 20
 """Newest successful full-size runs of a task handed to the extrapolation beside its mirrors."""
 FLEET_RUNS = 50
 """Other tasks' newest mirrored runs that calibrate a task with none of its own."""
+PROBE_REUSE_RUNS = 5
+"""A probe measured by one of the task's newest this many past previews stands for today's; else one is run."""
 _FRACTION_SHARES = (0.02, 0.2, 1.0)  # the mirrors run at these shares of sample_fraction; the first probes
 _WITH_HISTORY_SHARES = (0.02, 1.0)  # when past runs already show how cost grows: no 1 % mirror
 
@@ -81,10 +86,19 @@ def _point(sample: SampledInput, run: SandboxResult, unsized: bool) -> CostPoint
     return CostPoint(size, call.peak_rss_increase_bytes, call.cpu_seconds, call.uncontended_wall_seconds)
 
 
+def _reused_entry(probe: CostPoint) -> dict[str, Any]:
+    """A past run's probe as it stands in today's evidence: its point, marked ``reused``, nothing spent today."""
+    return {"fraction": None, "effective_fraction": None, "probe": True, "reused": True,
+            "sampled_input_bytes": probe.size, "outcome": "ok", "peak_rss_increase_bytes": probe.peak_rss_bytes,
+            "cpu_seconds": probe.cpu_seconds, "wall_seconds": probe.wall_seconds, "runqueue_wait_seconds": None,
+            "uncontended_wall_seconds": probe.wall_seconds, "process_cpu_seconds": 0.0, "process_wall_seconds": 0.0}
+
+
 def _evidence(samples: list[SampledInput], runs: list[SandboxResult], fit: Extrapolation | None,
-              note: str | None) -> str:
+              note: str | None, reused: CostPoint | None = None) -> str:
     """The shadow's ``evidence``: a JSON document whose ``summary`` is one readable line."""
-    mirrors = [{"fraction": s.fraction, "effective_fraction": round(s.effective_fraction, 6),
+    mirrors = [_reused_entry(reused)] if reused is not None else []
+    mirrors += [{"fraction": s.fraction, "effective_fraction": round(s.effective_fraction, 6),
                 "probe": _is_probe(i, samples),
                 "sampled_input_bytes": s.sampled_bytes, "outcome": r.outcome,
                 "peak_rss_increase_bytes": r.call.peak_rss_increase_bytes if r.call else None,
@@ -107,7 +121,8 @@ def _evidence(samples: list[SampledInput], runs: list[SandboxResult], fit: Extra
 
 
 def _shadow(sample_fraction: float, samples: list[SampledInput], runs: list[SandboxResult],
-            fit: Extrapolation | None, note: str | None, spent: list[SandboxResult]) -> ResourceShadow:
+            fit: Extrapolation | None, note: str | None, spent: list[SandboxResult],
+            reused: CostPoint | None = None) -> ResourceShadow:
     failed = next((r for r in runs if r.outcome != "ok"), None)
     main = samples[-1] if samples else None
     main_run = runs[-1] if runs else None
@@ -121,7 +136,7 @@ def _shadow(sample_fraction: float, samples: list[SampledInput], runs: list[Sand
         "cost_wall_seconds": sum(r.process_wall_seconds for r in spent),
         "measured_peak_rss_increase_bytes": main_run.call.peak_rss_increase_bytes
         if main_run and main_run.call else None,
-        "evidence": _evidence(samples, runs, fit, note),
+        "evidence": _evidence(samples, runs, fit, note, reused),
     }
     if fit is not None:
         peak, cpu, wall = fit.peak_rss_bytes, fit.cpu_seconds, fit.wall_seconds
@@ -176,7 +191,9 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
     ``fractions`` overrides the sample fractions (default 0.02, 0.2 and 1 times
     ``sample_fraction``; 0.02 and 1 times when ``history`` spans input sizes by
     1.5x or more, since its full-size runs then inform the growth and a middle
-    mirror would mostly cost CPU); ``samplers`` names custom samplers per argument (see
+    mirror would mostly cost CPU; only 1 times when, besides, one of the newest
+    :data:`PROBE_REUSE_RUNS` of ``mirrored`` measured a probe, which then
+    stands for today's); ``samplers`` names custom samplers per argument (see
     :func:`~mirrorscale.mirror.samplers.sample_inputs`). ``memory_cap`` (bytes or
     ``"512MiB"``; default :func:`default_memory_cap`) limits each mirror's RSS
     increase and ``timeout`` its seconds; ``niceness`` is added to the mirror's.
@@ -196,7 +213,9 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
     except ValueError as exc:
         raise MirrorError(str(exc)) from None
     cap = default_memory_cap() if memory_cap is None else parse_byte_size(memory_cap)
-    shares = _WITH_HISTORY_SHARES if history_shows_growth(history) else _FRACTION_SHARES
+    grew = history_shows_growth(history)
+    reused = _reusable_probe(mirrored) if grew and fractions is None else None
+    shares = (1.0,) if reused is not None else _WITH_HISTORY_SHARES if grew else _FRACTION_SHARES
     chosen = _fractions(sample_fraction, fractions, shares)
     planned = _samples(args, kwargs, chosen, seed, samplers)
     samples: list[SampledInput] = []
@@ -215,10 +234,13 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
             break  # a failure ends the preview
     unsized = not planned[-1].sampled
     if unsized:
-        note = "nothing to sample: the mirror ran the full input"
+        note, reused = "nothing to sample: the mirror ran the full input", None
+    elif reused is not None:
+        note = "the probe is a past preview's (a call's fixed cost belongs to the code): not run today"
     fit = None
     if runs and all(r.outcome == "ok" for r in runs):
-        points = [_point(s, r, unsized) for s, r in zip(samples, runs)]
+        points = [reused] if reused is not None else []
+        points += [_point(s, r, unsized) for s, r in zip(samples, runs)]
         target = 1.0 if unsized else float(max(samples[-1].full_bytes, 1))
         main = planned[-1]
         peak_prior = peak_prior_from_keys((main.profiles[name].heaps_exponent for name in main.counted),
@@ -226,7 +248,17 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
         fit = extrapolate(points, target, history=[] if unsized else history,
                           priors={"peak_rss_bytes": peak_prior} if peak_prior else None,
                           mirrored=() if unsized else mirrored)
-    return _shadow(sample_fraction, samples, runs, fit, note, spent)
+    return _shadow(sample_fraction, samples, runs, fit, note, spent, reused)
+
+
+def _reusable_probe(mirrored: Sequence[MirroredRun]) -> CostPoint | None:
+    """The newest probe measured among the task's own newest :data:`PROBE_REUSE_RUNS` mirrored runs, or None.
+
+    Older probes are not reused, so a probe is measured again at least every
+    that many previews (a new version of the task may cost more per call).
+    """
+    own = [run for run in mirrored if run.own][-PROBE_REUSE_RUNS:]
+    return next((run.probe for run in reversed(own) if run.probe is not None), None)
 
 
 def past_full_runs(store: Any, key: tuple[str, str, str], limit: int = HISTORY_RUNS,
@@ -289,18 +321,29 @@ def mirrored_run(shadow: Any, trace: Any) -> MirroredRun | None:
         return None
     actual = CostPoint(float(shadow.full_input_bytes), float(peak_increase(trace)), float(trace.cpu_seconds),
                        float(trace.wall_seconds))
-    return MirroredRun(points, actual)
+    return MirroredRun(points, actual, probe=measured_probe(shadow))
+
+
+def _finished_mirrors(shadow: Any) -> list[tuple[dict[str, Any], CostPoint]]:
+    """Each finished mirror of a shadow's evidence with its point ([] for evidence of another layout)."""
+    try:
+        mirrors = json.loads(shadow.evidence or "{}").get("mirrors") or []
+        return [(m, CostPoint(float(m["sampled_input_bytes"]), float(m["peak_rss_increase_bytes"]),
+                              float(m["cpu_seconds"]), float(m["uncontended_wall_seconds"])))
+                for m in mirrors if m.get("outcome") == "ok"]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return []
 
 
 def shadow_points(shadow: Any) -> tuple[CostPoint, ...]:
-    """The points a shadow's finished mirrors measured, read back from its evidence (() if it holds none)."""
-    try:
-        mirrors = json.loads(shadow.evidence or "{}").get("mirrors") or []
-        return tuple(CostPoint(float(m["sampled_input_bytes"]), float(m["peak_rss_increase_bytes"]),
-                               float(m["cpu_seconds"]), float(m["uncontended_wall_seconds"]))
-                     for m in mirrors if m.get("outcome") == "ok")
-    except (ValueError, TypeError, KeyError, AttributeError):  # evidence of another layout: no points
-        return ()
+    """The points a shadow's fit used, read back from its evidence (() if it holds none): its finished
+    mirrors and a probe it reused from a past preview."""
+    return tuple(point for _, point in _finished_mirrors(shadow))
+
+
+def measured_probe(shadow: Any) -> CostPoint | None:
+    """The point of the probe the shadow's preview ran itself (None when it had none or reused one)."""
+    return next((point for m, point in _finished_mirrors(shadow) if m.get("probe") and not m.get("reused")), None)
 
 
 def past_evidence(store: Any, key: tuple[str, str, str]) -> dict[str, tuple[Any, ...]]:

@@ -17,8 +17,10 @@ import pytest
 
 import mirrorscale
 from mirrorscale.mirror import mirror_task, preview
+from mirrorscale.mirror.extrapolate import CostPoint, MirroredRun
 from mirrorscale.mirror.samplers import sample_inputs
 from mirrorscale.mirror.sandbox import run_sandboxed
+from mirrorscale.mirror.shadow import PROBE_REUSE_RUNS, measured_probe, shadow_points
 from mirrorscale.policy import TaskPolicy
 from mirrorscale.store.models import ResourceShadow
 
@@ -161,6 +163,31 @@ def test_history_that_shows_the_growth_saves_the_middle_mirror() -> None:
     assert shadow.predicted_peak_rss_bytes == pytest.approx(full, rel=0.2)
     alike = preview(fixed_plus_rows, (rows,), memory_cap="1GiB", history=past[:1] * 2, **NOT_NICED)
     assert len(json.loads(alike.evidence)["mirrors"]) == 3  # runs of one size say nothing of growth
+
+
+def test_a_recent_past_previews_probe_stands_for_todays() -> None:
+    rows = list(range(100_000))
+    full = (48 + 100_000 / 1024) * MIB
+    size = float(sample_inputs((rows,), {}, fraction=0.05).full_bytes)
+    past = [(size * share, (48 + 100_000 * share / 1024) * MIB, 0.1 * share, 0.1 * share) for share in (0.25, 0.5)]
+    first = preview(fixed_plus_rows, (rows,), memory_cap="1GiB", history=past, **NOT_NICED)
+    probe = measured_probe(first)
+    assert probe is not None and probe.peak_rss_bytes > 40 * MIB  # the fixed 48 MiB workspace
+
+    def mirrored(shadow: Any, count: int = 1) -> list[MirroredRun]:
+        actual = CostPoint(size, full, 0.1, 0.1)
+        return [MirroredRun(shadow_points(shadow), actual, probe=measured_probe(shadow))] * count
+
+    today = preview(fixed_plus_rows, (rows,), memory_cap="1GiB", history=past, mirrored=mirrored(first), **NOT_NICED)
+    assert today.outcome == "ok", today.error
+    evidence = json.loads(today.evidence)
+    assert [(m["fraction"], m.get("reused", False)) for m in evidence["mirrors"]] == [(None, True), (0.05, False)]
+    assert "past preview" in evidence["note"] and measured_probe(today) is None
+    assert today.predicted_peak_rss_bytes == pytest.approx(full, rel=0.2)  # the reused probe keeps 48 MiB fixed
+    assert shadow_points(today)[0] == probe  # a later calibration refits the points this fit used
+    stale = mirrored(first) + mirrored(today, PROBE_REUSE_RUNS)  # the measured probe is six previews old
+    again = preview(fixed_plus_rows, (rows,), memory_cap="1GiB", history=past, mirrored=stale, **NOT_NICED)
+    assert [m["fraction"] for m in json.loads(again.evidence)["mirrors"]] == [0.001, 0.05]  # measured again
 
 
 def needs_rows(rows: list[int]) -> int:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mirrorscale.lifecycle import MirrorLifecycle, on_predicted_path, refresh_interval, shadow_error
-from mirrorscale.mirror.shadow import past_full_runs, past_mirrored_runs
+from mirrorscale.mirror.shadow import measured_probe, past_full_runs, past_mirrored_runs, shadow_points
 from mirrorscale.policy import PolicySet
 from mirrorscale.store.history import HistoryStore
 from mirrorscale.store.models import ResourceShadow
@@ -168,7 +168,8 @@ def test_past_mirrored_runs_pair_each_stored_shadow_with_its_runs_trace(store: H
 
     def shadow(run_id: str, *, outcome: str = "ok", evidence: str | None = None) -> ResourceShadow:
         mirrors = [{"outcome": "ok", "sampled_input_bytes": size * MIB, "peak_rss_increase_bytes": size * MIB,
-                    "cpu_seconds": 0.1 * size, "uncontended_wall_seconds": 0.2 * size} for size in (1, 5)]
+                    "cpu_seconds": 0.1 * size, "uncontended_wall_seconds": 0.2 * size, "probe": size == 1}
+                   for size in (1, 5)]
         return ResourceShadow(created_at=at(0), run_id=run_id, outcome=outcome, sample_fraction=0.05,
                               full_input_bytes=100 * MIB, evidence=evidence or json.dumps({"mirrors": mirrors}))
 
@@ -184,7 +185,9 @@ def test_past_mirrored_runs_pair_each_stored_shadow_with_its_runs_trace(store: H
     assert [(p.size / MIB, p.cpu_seconds, p.wall_seconds) for p in run.mirror] == [(1, 0.1, 0.2), (5, 0.5, 1.0)]
     assert (run.actual.size, run.actual.peak_rss_bytes) == (100 * MIB, 100 * MIB)  # the shadow's size, the increase
     assert (run.actual.cpu_seconds, run.actual.wall_seconds) == (12.0, 30.0)
-    assert run.own
+    assert run.own and run.probe == run.mirror[0]  # the probe it measured, which a later preview may reuse
+    reused = json.dumps({"mirrors": [{**json.loads(shadow("x").evidence)["mirrors"][0], "reused": True}]})
+    assert shadow_points(shadow("x", evidence=reused)) and measured_probe(shadow("x", evidence=reused)) is None
     newcomer = ("airflow", "etl", "never_mirrored")  # no shadows of its own: the other tasks' runs, marked so
     fleet = past_mirrored_runs(store, newcomer)
     assert [(r.own, r.actual) for r in fleet] == [(False, run.actual)]
