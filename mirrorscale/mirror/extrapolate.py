@@ -502,13 +502,13 @@ def content_drift(mirrored: Sequence[MirroredRun], now: Sequence[CostPoint], met
     if today.size > DRIFT_REACH * max(p.size for p in pool):
         return None  # the past mirrors sampled far less: comparing would be an extrapolation of its own
     sizes, costs = [p.size for p in pool], [p.value(metric) for p in pool]
-    law = _fit(sizes, costs, today.size, floor=_FLOOR[metric], noise=_NOISE[metric], prior=prior)
-    best = fit_growth(sizes, costs, noise=_NOISE[metric], floor=_FLOOR[metric], prior=prior)[0][1]
+    fits = fit_growth(sizes, costs, noise=_NOISE[metric], floor=_FLOOR[metric], prior=prior)
+    law, (low, high) = fits[0][1], _band(fits, today.size, _NOISE[metric])
     floor = _FLOOR[metric]  # costs below it are read as it: a mirror too quick to time says "at most this"
-    logs = [math.log(max(c, floor) / max(best.at(s), floor)) for s, c in zip(sizes, costs)]
+    logs = [math.log(max(c, floor) / max(law.at(s), floor)) for s, c in zip(sizes, costs)]
     scatter = math.sqrt(sum(x * x for x in logs) / max(len(logs) - 3, 1)) if len(logs) > 3 else 0.0
-    spread = math.hypot(max(scatter, _NOISE[metric]), math.log(max(law.high, floor) / max(law.low, floor)) / 2)
-    shift = math.log(max(today.value(metric), floor) / max(law.value, floor))
+    spread = math.hypot(max(scatter, _NOISE[metric]), math.log(max(high, floor) / max(low, floor)) / 2)
+    shift = math.log(max(today.value(metric), floor) / max(law.at(today.size), floor))
     weight = max(0.0, 1.0 - (DRIFT_SIGMAS * spread / shift) ** 2) if shift else 0.0
     return Drift(math.exp(shift), spread, weight)
 
