@@ -74,7 +74,7 @@ from mirrorscale.mirror import preview
 from mirrorscale.mirror.extrapolate import CostPoint, MirroredRun, extrapolate
 from mirrorscale.mirror.samplers import sample_inputs
 from mirrorscale.mirror.sandbox import forkserver_usage, run_sandboxed, warm_up_seconds
-from mirrorscale.mirror.shadow import measured_probe, shadow_points
+from mirrorscale.mirror.shadow import mirrored_run_of, shadow_points
 
 MIB = 2**20
 
@@ -109,7 +109,7 @@ def past_runs(workload: Workload, args: Any, kwargs: Any, shares: tuple[float, .
         measured = shadow_points(shadow) if shadow is not None and shadow.outcome == "ok" else ()
         if measured:
             full = replace(point, size=float(shadow.full_input_bytes))  # measured as the mirrors' samples were
-            calibration.append(MirroredRun(measured, full, probe=measured_probe(shadow)))
+            calibration.append(mirrored_run_of(shadow, full))
         points.append(point)
     return points, calibration
 

@@ -142,6 +142,8 @@ class MirroredRun:
     """A run of the task being mirrored; False: another task's (the fleet's), used when it has none."""
     probe: CostPoint | None = None
     """The fixed-cost probe this run's preview measured (None: it had none, or reused an earlier run's)."""
+    code_version: str | None = None
+    """A digest of the task's module when it was mirrored (:func:`~mirrorscale.mirror.shadow.code_version`)."""
 
 
 @dataclass(frozen=True)

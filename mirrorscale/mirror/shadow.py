@@ -14,9 +14,10 @@ measures what a call costs whatever its input, and 20 % of it (1 % of the
 input), so the growth law is read over a factor of fifty in size. When the
 task's history already spans input sizes, its full-size runs inform the
 growth and the estimate and the 1 % mirror is left out; when one of the
-task's newest past previews (:data:`PROBE_REUSE_RUNS`) measured a probe, that
-probe stands for today's, which is not run (a call's fixed cost belongs to
-the code, not to the day's data), so only the 5 % mirror runs. It runs one sandboxed mirror per sample, smallest first, each with
+task's newest past previews (:data:`PROBE_REUSE_RUNS`) measured a probe on the
+same code (:func:`code_version`), that probe stands for today's, which is not
+run (a call's fixed cost belongs to the code, not to the day's data), so only
+the 5 % mirror runs. It runs one sandboxed mirror per sample, smallest first, each with
 the allocator and collector scaled to the sample (see
 :func:`~mirrorscale.mirror.sandbox.mimic_full_scale`), stops at the first
 mirror that fails (a probe that raises only drops the probe: a tiny sample can
@@ -31,6 +32,8 @@ does the same only when the task's policy allows mirrors.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -46,8 +49,8 @@ from mirrorscale.policy import TaskPolicy, parse_byte_size
 from mirrorscale.store.models import ResourceShadow, utcnow
 
 __all__ = ["DEFAULT_TIMEOUT", "FLEET_RUNS", "HISTORY_RUNS", "PROBE_REUSE_RUNS", "MirrorError", "default_memory_cap",
-           "measured_probe", "mirror_task", "mirrored_run", "past_evidence", "past_full_runs", "past_mirrored_runs",
-           "peak_increase", "preview", "shadow_points"]
+           "code_version", "measured_probe", "mirror_task", "mirrored_run", "mirrored_run_of", "past_evidence",
+           "past_full_runs", "past_mirrored_runs", "peak_increase", "preview", "shadow_points"]
 
 DEFAULT_TIMEOUT = 300.0
 """Seconds a single mirror may run before it is killed."""
@@ -94,8 +97,25 @@ def _reused_entry(probe: CostPoint) -> dict[str, Any]:
             "uncontended_wall_seconds": probe.wall_seconds, "process_cpu_seconds": 0.0, "process_wall_seconds": 0.0}
 
 
+def code_version(reference: str) -> str | None:
+    """A short digest of the source file of ``reference``'s module (``"module:function"``), None if not found.
+
+    Previews record it, so a probe measured before the task's code changed is
+    not reused after (a new version may cost more per call).
+    """
+    try:
+        spec = importlib.util.find_spec(reference.split(":", 1)[0])
+        origin = spec.origin if spec is not None else None
+        if not origin or not origin.endswith(".py"):
+            return None
+        with open(origin, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()[:16]
+    except (ImportError, ValueError, OSError):
+        return None
+
+
 def _evidence(samples: list[SampledInput], runs: list[SandboxResult], fit: Extrapolation | None,
-              note: str | None, reused: CostPoint | None = None) -> str:
+              note: str | None, reused: CostPoint | None = None, version: str | None = None) -> str:
     """The shadow's ``evidence``: a JSON document whose ``summary`` is one readable line."""
     mirrors = [_reused_entry(reused)] if reused is not None else []
     mirrors += [{"fraction": s.fraction, "effective_fraction": round(s.effective_fraction, 6),
@@ -111,7 +131,7 @@ def _evidence(samples: list[SampledInput], runs: list[SandboxResult], fit: Extra
     summary = fit.evidence() if fit else (note or "no estimate: the mirror did not finish")
     doc = {"summary": summary, "mirrors": mirrors, "sampled_arguments": list(samples[0].sampled) if samples else [],
            "enforcement": list(runs[-1].enforcement) if runs else [], "note": note,
-           "keyed": samples[-1].features().get("keyed", {}) if samples else {},
+           "keyed": samples[-1].features().get("keyed", {}) if samples else {}, "code_version": version,
            "distinct": samples[-1].features().get("distinct", {}) if samples else {}}
     if fit:
         doc["models"] = {m: {"model": getattr(fit, m).model, "exponent": getattr(fit, m).exponent,
@@ -122,7 +142,7 @@ def _evidence(samples: list[SampledInput], runs: list[SandboxResult], fit: Extra
 
 def _shadow(sample_fraction: float, samples: list[SampledInput], runs: list[SandboxResult],
             fit: Extrapolation | None, note: str | None, spent: list[SandboxResult],
-            reused: CostPoint | None = None) -> ResourceShadow:
+            reused: CostPoint | None = None, version: str | None = None) -> ResourceShadow:
     failed = next((r for r in runs if r.outcome != "ok"), None)
     main = samples[-1] if samples else None
     main_run = runs[-1] if runs else None
@@ -136,7 +156,7 @@ def _shadow(sample_fraction: float, samples: list[SampledInput], runs: list[Sand
         "cost_wall_seconds": sum(r.process_wall_seconds for r in spent),
         "measured_peak_rss_increase_bytes": main_run.call.peak_rss_increase_bytes
         if main_run and main_run.call else None,
-        "evidence": _evidence(samples, runs, fit, note, reused),
+        "evidence": _evidence(samples, runs, fit, note, reused, version),
     }
     if fit is not None:
         peak, cpu, wall = fit.peak_rss_bytes, fit.cpu_seconds, fit.wall_seconds
@@ -192,8 +212,8 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
     ``sample_fraction``; 0.02 and 1 times when ``history`` spans input sizes by
     1.5x or more, since its full-size runs then inform the growth and a middle
     mirror would mostly cost CPU; only 1 times when, besides, one of the newest
-    :data:`PROBE_REUSE_RUNS` of ``mirrored`` measured a probe, which then
-    stands for today's); ``samplers`` names custom samplers per argument (see
+    :data:`PROBE_REUSE_RUNS` of ``mirrored`` measured a probe on the same
+    :func:`code_version`, which then stands for today's); ``samplers`` names custom samplers per argument (see
     :func:`~mirrorscale.mirror.samplers.sample_inputs`). ``memory_cap`` (bytes or
     ``"512MiB"``; default :func:`default_memory_cap`) limits each mirror's RSS
     increase and ``timeout`` its seconds; ``niceness`` is added to the mirror's.
@@ -213,8 +233,8 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
     except ValueError as exc:
         raise MirrorError(str(exc)) from None
     cap = default_memory_cap() if memory_cap is None else parse_byte_size(memory_cap)
-    grew = history_shows_growth(history)
-    reused = _reusable_probe(mirrored) if grew and fractions is None else None
+    grew, version = history_shows_growth(history), code_version(reference)
+    reused = _reusable_probe(mirrored, version) if grew and fractions is None else None
     shares = (1.0,) if reused is not None else _WITH_HISTORY_SHARES if grew else _FRACTION_SHARES
     chosen = _fractions(sample_fraction, fractions, shares)
     planned = _samples(args, kwargs, chosen, seed, samplers)
@@ -248,17 +268,18 @@ def preview(fn: Callable[..., Any] | str, args: Sequence[Any] = (), kwargs: Mapp
         fit = extrapolate(points, target, history=[] if unsized else history,
                           priors={"peak_rss_bytes": peak_prior} if peak_prior else None,
                           mirrored=() if unsized else mirrored)
-    return _shadow(sample_fraction, samples, runs, fit, note, spent, reused)
+    return _shadow(sample_fraction, samples, runs, fit, note, spent, reused, version)
 
 
-def _reusable_probe(mirrored: Sequence[MirroredRun]) -> CostPoint | None:
-    """The newest probe measured among the task's own newest :data:`PROBE_REUSE_RUNS` mirrored runs, or None.
+def _reusable_probe(mirrored: Sequence[MirroredRun], version: str | None) -> CostPoint | None:
+    """The newest probe measured on code ``version`` among the task's own newest :data:`PROBE_REUSE_RUNS`
+    mirrored runs, or None.
 
     Older probes are not reused, so a probe is measured again at least every
-    that many previews (a new version of the task may cost more per call).
+    that many previews, and at once after the task's module changed.
     """
     own = [run for run in mirrored if run.own][-PROBE_REUSE_RUNS:]
-    return next((run.probe for run in reversed(own) if run.probe is not None), None)
+    return next((run.probe for run in reversed(own) if run.probe is not None and run.code_version == version), None)
 
 
 def past_full_runs(store: Any, key: tuple[str, str, str], limit: int = HISTORY_RUNS,
@@ -321,7 +342,17 @@ def mirrored_run(shadow: Any, trace: Any) -> MirroredRun | None:
         return None
     actual = CostPoint(float(shadow.full_input_bytes), float(peak_increase(trace)), float(trace.cpu_seconds),
                        float(trace.wall_seconds))
-    return MirroredRun(points, actual, probe=measured_probe(shadow))
+    return mirrored_run_of(shadow, actual)
+
+
+def mirrored_run_of(shadow: Any, actual: CostPoint) -> MirroredRun:
+    """The :class:`MirroredRun` of a shadow whose run cost ``actual``: its points, measured probe and code version."""
+    try:
+        version = json.loads(shadow.evidence or "{}").get("code_version")
+    except (ValueError, AttributeError):
+        version = None
+    return MirroredRun(shadow_points(shadow), actual, probe=measured_probe(shadow),
+                       code_version=version if isinstance(version, str) else None)
 
 
 def _finished_mirrors(shadow: Any) -> list[tuple[dict[str, Any], CostPoint]]:

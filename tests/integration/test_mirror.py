@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ from mirrorscale.mirror import mirror_task, preview
 from mirrorscale.mirror.extrapolate import CostPoint, MirroredRun
 from mirrorscale.mirror.samplers import sample_inputs
 from mirrorscale.mirror.sandbox import run_sandboxed
-from mirrorscale.mirror.shadow import PROBE_REUSE_RUNS, measured_probe, shadow_points
+from mirrorscale.mirror.shadow import (PROBE_REUSE_RUNS, code_version, measured_probe, mirrored_run_of,
+                                       shadow_points)
 from mirrorscale.policy import TaskPolicy
 from mirrorscale.store.models import ResourceShadow
 
@@ -175,8 +177,7 @@ def test_a_recent_past_previews_probe_stands_for_todays() -> None:
     assert probe is not None and probe.peak_rss_bytes > 40 * MIB  # the fixed 48 MiB workspace
 
     def mirrored(shadow: Any, count: int = 1) -> list[MirroredRun]:
-        actual = CostPoint(size, full, 0.1, 0.1)
-        return [MirroredRun(shadow_points(shadow), actual, probe=measured_probe(shadow))] * count
+        return [mirrored_run_of(shadow, CostPoint(size, full, 0.1, 0.1))] * count
 
     today = preview(fixed_plus_rows, (rows,), memory_cap="1GiB", history=past, mirrored=mirrored(first), **NOT_NICED)
     assert today.outcome == "ok", today.error
@@ -188,6 +189,10 @@ def test_a_recent_past_previews_probe_stands_for_todays() -> None:
     stale = mirrored(first) + mirrored(today, PROBE_REUSE_RUNS)  # the measured probe is six previews old
     again = preview(fixed_plus_rows, (rows,), memory_cap="1GiB", history=past, mirrored=stale, **NOT_NICED)
     assert [m["fraction"] for m in json.loads(again.evidence)["mirrors"]] == [0.001, 0.05]  # measured again
+    deployed = [replace(run, code_version="an earlier version of the module") for run in mirrored(first)]
+    fresh = preview(fixed_plus_rows, (rows,), memory_cap="1GiB", history=past, mirrored=deployed, **NOT_NICED)
+    assert [m["fraction"] for m in json.loads(fresh.evidence)["mirrors"]] == [0.001, 0.05]  # the code changed
+    assert json.loads(fresh.evidence)["code_version"] == code_version(f"{__name__}:fixed_plus_rows")
 
 
 def needs_rows(rows: list[int]) -> int:
