@@ -110,7 +110,7 @@ def code_version(reference: str) -> str | None:
             return None
         with open(origin, "rb") as fh:
             return hashlib.sha256(fh.read()).hexdigest()[:16]
-    except (ImportError, ValueError, OSError):
+    except Exception:  # noqa: BLE001 - finding the module imports its parents, whose errors are not the preview's
         return None
 
 
