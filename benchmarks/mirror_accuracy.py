@@ -106,10 +106,11 @@ def past_runs(workload: Workload, args: Any, kwargs: Any, shares: tuple[float, .
             continue
         point = CostPoint(part.sampled_bytes, call.peak_rss_increase_bytes, call.cpu_seconds,
                           call.uncontended_wall_seconds)
-        measured = shadow_points(shadow) if shadow is not None and shadow.outcome == "ok" else ()
-        if measured:
+        if shadow is not None and shadow.outcome == "ok":
             full = replace(point, size=float(shadow.full_input_bytes))  # measured as the mirrors' samples were
-            calibration.append(mirrored_run_of(shadow, full))
+            run = mirrored_run_of(shadow, full)
+            if run.mirror:
+                calibration.append(run)
         points.append(point)
     return points, calibration
 

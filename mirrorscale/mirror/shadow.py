@@ -335,46 +335,59 @@ def mirrored_run(shadow: Any, trace: Any) -> MirroredRun | None:
     shadow's ``full_input_bytes`` (measured as its samples were), its cost the
     trace's CPU, wall time and peak increase (:func:`peak_increase`).
     """
-    if shadow.outcome != "ok" or not shadow.full_input_bytes or trace is None or trace.outcome != "success":
-        return None
-    points = shadow_points(shadow)
-    if not points or trace.cpu_seconds is None or trace.wall_seconds is None:
+    if (shadow.outcome != "ok" or not shadow.full_input_bytes or trace is None or trace.outcome != "success"
+            or trace.cpu_seconds is None or trace.wall_seconds is None):
         return None
     actual = CostPoint(float(shadow.full_input_bytes), float(peak_increase(trace)), float(trace.cpu_seconds),
                        float(trace.wall_seconds))
-    return mirrored_run_of(shadow, actual)
+    run = mirrored_run_of(shadow, actual)
+    return run if run.mirror else None
 
 
 def mirrored_run_of(shadow: Any, actual: CostPoint) -> MirroredRun:
-    """The :class:`MirroredRun` of a shadow whose run cost ``actual``: its points, measured probe and code version."""
-    try:
-        version = json.loads(shadow.evidence or "{}").get("code_version")
-    except (ValueError, AttributeError):
-        version = None
-    return MirroredRun(shadow_points(shadow), actual, probe=measured_probe(shadow),
+    """The :class:`MirroredRun` of a shadow whose run cost ``actual``: its points, measured probe and code version.
+
+    The shadow's evidence is read once for all three.
+    """
+    doc = _evidence_of(shadow)
+    finished = _finished_mirrors(doc)
+    version = doc.get("code_version")
+    return MirroredRun(tuple(point for _, point in finished), actual, probe=_measured(finished),
                        code_version=version if isinstance(version, str) else None)
 
 
-def _finished_mirrors(shadow: Any) -> list[tuple[dict[str, Any], CostPoint]]:
-    """Each finished mirror of a shadow's evidence with its point ([] for evidence of another layout)."""
+def _evidence_of(shadow: Any) -> dict[str, Any]:
+    """A shadow's evidence document ({} when it holds none or cannot be read)."""
     try:
-        mirrors = json.loads(shadow.evidence or "{}").get("mirrors") or []
+        doc = json.loads(shadow.evidence or "{}")
+    except (ValueError, TypeError, AttributeError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _finished_mirrors(doc: dict[str, Any]) -> list[tuple[dict[str, Any], CostPoint]]:
+    """Each finished mirror of an evidence document with its point ([] for evidence of another layout)."""
+    try:
         return [(m, CostPoint(float(m["sampled_input_bytes"]), float(m["peak_rss_increase_bytes"]),
                               float(m["cpu_seconds"]), float(m["uncontended_wall_seconds"])))
-                for m in mirrors if m.get("outcome") == "ok"]
+                for m in doc.get("mirrors") or [] if m.get("outcome") == "ok"]
     except (ValueError, TypeError, KeyError, AttributeError):
         return []
+
+
+def _measured(finished: list[tuple[dict[str, Any], CostPoint]]) -> CostPoint | None:
+    return next((point for m, point in finished if m.get("probe") and not m.get("reused")), None)
 
 
 def shadow_points(shadow: Any) -> tuple[CostPoint, ...]:
     """The points a shadow's fit used, read back from its evidence (() if it holds none): its finished
     mirrors and a probe it reused from a past preview."""
-    return tuple(point for _, point in _finished_mirrors(shadow))
+    return tuple(point for _, point in _finished_mirrors(_evidence_of(shadow)))
 
 
 def measured_probe(shadow: Any) -> CostPoint | None:
     """The point of the probe the shadow's preview ran itself (None when it had none or reused one)."""
-    return next((point for m, point in _finished_mirrors(shadow) if m.get("probe") and not m.get("reused")), None)
+    return _measured(_finished_mirrors(_evidence_of(shadow)))
 
 
 def past_evidence(store: Any, key: tuple[str, str, str]) -> dict[str, tuple[Any, ...]]:
